@@ -1,0 +1,82 @@
+# jobtrail: every operation is a target here. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+JOBTRAIL := $(BIN)/jobtrail
+DEMO_JOBS ?= 5000
+DEMO_RATE ?= 0
+
+.DEFAULT_GOAL := help
+.PHONY: help setup infra-install infra-up infra-down infra-status infra-logs topics demo up down \
+        test test-unit test-integration lint format typecheck bench-produce clean
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+setup: $(BIN)/.installed ## create .venv and install jobtrail with its dev tools
+
+infra-install: ## install Kafka (Maven Central jars), Redis and Prometheus (Debian)
+	infra/kafka.sh install
+	infra/redis.sh install
+	infra/prometheus.sh install
+
+infra-up: infra-install ## start Kafka, Redis and Prometheus on loopback (idempotent)
+	infra/kafka.sh start
+	infra/redis.sh start
+	infra/prometheus.sh start
+
+infra-down: ## stop the local services (data stays in .infra-data)
+	-infra/prometheus.sh stop
+	-infra/redis.sh stop
+	-infra/kafka.sh stop
+
+infra-status: ## health of the local services
+	-@infra/kafka.sh status; infra/redis.sh status; infra/prometheus.sh status
+
+infra-logs: ## last lines of every service log
+	-@for s in kafka redis prometheus; do echo "== $$s"; infra/$$s.sh logs 20; done
+
+topics: setup ## create missing topics, report drift
+	$(JOBTRAIL) topics apply
+
+demo: setup ## produce the demo workload (DEMO_JOBS jobs at DEMO_RATE events/s, 0 = max)
+	$(JOBTRAIL) demo --jobs $(DEMO_JOBS) --rate $(DEMO_RATE)
+
+up: setup infra-up topics demo ## install what is missing, start services, run the pipeline with a demo
+	@echo "jobtrail is up: Kafka 127.0.0.1:9092, Redis 127.0.0.1:6379, Prometheus http://127.0.0.1:9090"
+	@echo "look at the events: $(JOBTRAIL) tail --from-beginning --max 5"
+
+down: infra-down ## stop everything
+
+lint: setup ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup ## apply ruff formatting and autofixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: setup ## mypy --strict on the packages
+	$(BIN)/mypy
+
+test-unit: setup ## unit tests only (no services)
+	$(BIN)/pytest tests/unit
+
+test-integration: setup infra-up ## integration and end-to-end tests against real services
+	$(BIN)/pytest tests/integration tests/e2e
+
+test: setup lint typecheck infra-up ## everything CI runs: lint, types, unit, integration, e2e
+	$(BIN)/pytest tests
+
+bench-produce: setup infra-up ## SDK producer vs bare confluent-kafka vs Kafka ProducerPerformance
+	$(BIN)/python -m bench.produce
+
+clean: infra-down ## stop services and delete their data and the virtualenv
+	rm -rf .infra-data $(VENV)

@@ -1,0 +1,206 @@
+"""The `jobtrail` command: every operation of the project has a subcommand here.
+
+Each subcommand is a thin shell: it reads settings, calls into the packages, and prints.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from jobtrail import __version__
+from jobtrail.errors import JobtrailError
+
+app = typer.Typer(
+    help="jobtrail: event-sourced job lifecycles on Apache Kafka.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+topics_app = typer.Typer(
+    help="Create and check the Kafka topics in the catalog.", no_args_is_help=True
+)
+app.add_typer(topics_app, name="topics")
+
+console = Console(stderr=True)
+
+
+def main() -> None:
+    try:
+        app()
+    except JobtrailError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+
+
+@app.command()
+def version() -> None:
+    """Print the jobtrail version."""
+    print(__version__)
+
+
+# -- topics -------------------------------------------------------------------------------------
+
+
+@topics_app.command("apply")
+def topics_apply(
+    dry_run: Annotated[bool, typer.Option(help="Show the plan, change nothing.")] = False,
+) -> None:
+    """Create missing topics; report drift in existing ones (never changed automatically)."""
+    from streams.admin import TopicAdmin
+    from streams.settings import KafkaSettings
+    from streams.topics import plan_topics, topic_catalog
+
+    settings = KafkaSettings()
+    catalog = topic_catalog(settings.topic_prefix, settings.partitions, settings.replication_factor)
+    admin = TopicAdmin(settings)
+    plan = plan_topics(catalog, admin.existing(s.name for s in catalog.all()))
+    for name in plan.unchanged:
+        console.print(f"  ok       {name}")
+    for spec in plan.create:
+        verb = "would create" if dry_run else "create"
+        console.print(f"  {verb:8} {spec.name} ({spec.partitions} partitions, {dict(spec.config)})")
+    for drift in plan.drift:
+        console.print(f"  [yellow]drift[/yellow]    {drift}")
+    if not dry_run:
+        admin.apply(plan)
+    if plan.drift:
+        console.print(f"{len(plan.drift)} drifted settings left as they are (see above).")
+
+
+@topics_app.command("check")
+def topics_check() -> None:
+    """Exit 1 when a catalog topic is missing or differs from the catalog."""
+    from streams.admin import TopicAdmin
+    from streams.settings import KafkaSettings
+    from streams.topics import plan_topics, topic_catalog
+
+    settings = KafkaSettings()
+    catalog = topic_catalog(settings.topic_prefix, settings.partitions, settings.replication_factor)
+    plan = plan_topics(catalog, TopicAdmin(settings).existing(s.name for s in catalog.all()))
+    for spec in plan.create:
+        console.print(f"  [red]missing[/red]  {spec.name}")
+    for drift in plan.drift:
+        console.print(f"  [yellow]drift[/yellow]    {drift}")
+    if plan.create or plan.drift:
+        raise typer.Exit(1)
+    console.print(f"all {len(plan.unchanged)} topics match the catalog")
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """Show the catalog: names, keys, values, partitions and configs."""
+    from streams.settings import KafkaSettings
+    from streams.topics import topic_catalog
+
+    settings = KafkaSettings()
+    table = Table("topic", "key", "value", "partitions", "config")
+    for spec in topic_catalog(
+        settings.topic_prefix, settings.partitions, settings.replication_factor
+    ).all():
+        table.add_row(
+            spec.name, spec.key, spec.value, str(spec.partitions), json.dumps(dict(spec.config))
+        )
+    Console().print(table)
+
+
+# -- demo ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    jobs: Annotated[
+        int | None, typer.Option(help="Jobs to simulate (each runs to its end).")
+    ] = 1000,
+    events: Annotated[int | None, typer.Option(help="Stop after this many events instead.")] = None,
+    rate: Annotated[
+        float, typer.Option(help="Events per second to send; 0 = as fast as possible.")
+    ] = 0.0,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same events.")] = 0,
+    workers: Annotated[int, typer.Option(help="Simulated workers.")] = 8,
+    slots: Annotated[int, typer.Option(help="Concurrency slots per worker.")] = 4,
+    arrivals: Annotated[float, typer.Option(help="Job arrivals per simulated second.")] = 3.0,
+    start: Annotated[
+        str, typer.Option(help="Event time of the first event (ISO 8601), or 'now'.")
+    ] = "2026-01-01T00:00:00Z",
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            envvar="JOBTRAIL_METRICS_PORT", help="Serve Prometheus metrics on this port (0: off)."
+        ),
+    ] = 8000,
+) -> None:
+    """Produce a realistic, deterministic job workload to the job-events topic."""
+    from streams.demo.runner import run_demo
+    from streams.demo.workload import Workload, WorkloadConfig
+    from streams.metrics import register_producer, serve_metrics
+    from streams.producer import JobEventProducer
+
+    begin = datetime.now(UTC) if start == "now" else datetime.fromisoformat(start)
+    if events is not None:
+        jobs = None
+    config = WorkloadConfig(
+        jobs=jobs, events=events, workers=workers, slots=slots, arrivals_per_s=arrivals, start=begin
+    )
+    with JobEventProducer() as producer:
+        register_producer(producer, "demo")
+        serve_metrics(metrics_port)
+        with Progress(
+            TextColumn("demo"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("events"),
+            TimeRemainingColumn(),
+            console=console,
+        ) as progress:
+            task = progress.add_task("demo", total=events)
+            summary = run_demo(
+                Workload(config, seed),
+                producer,
+                rate=rate,
+                on_progress=lambda n: progress.advance(task, n),
+            )
+    console.print(
+        f"sent {summary.events} events for {sum(summary.jobs.values())} jobs to {producer.topic}"
+        f" in {summary.elapsed_s:.1f} s"
+        f" ({summary.events / max(summary.elapsed_s, 1e-9):,.0f} events/s)"
+    )
+    table = Table("event type", "count")
+    for kind, count in sorted(summary.by_type.items()):
+        table.add_row(kind, str(count))
+    console.print(table)
+    console.print(
+        f"jobs by name: {dict(summary.jobs.most_common())}\n"
+        f"terminal failures: {summary.terminal_failures}; distinct error templates:"
+        f" {len(summary.templates)}; event time {summary.first_event_at} .. {summary.last_event_at}"
+    )
+
+
+# -- tail ---------------------------------------------------------------------------------------
+
+
+@app.command()
+def tail(
+    max_events: Annotated[
+        int, typer.Option("--max", help="Stop after this many events (0: never).")
+    ] = 10,
+    from_beginning: Annotated[bool, typer.Option(help="Start at the oldest event.")] = False,
+    idle_s: Annotated[
+        float, typer.Option(help="Stop after this long without events (0: never).")
+    ] = 5.0,
+) -> None:
+    """Print job events as JSON lines (decoded; undecodable ones are reported on stderr)."""
+    from streams.tail import tail_events
+
+    for line in tail_events(max_events, from_beginning, idle_s, report=console.print):
+        print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

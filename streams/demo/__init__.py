@@ -1,0 +1,1 @@
+"""The demo workload: a deterministic simulation of job systems emitting lifecycle events."""

@@ -1,0 +1,62 @@
+"""Reading a topic outside any consumer group: `jobtrail tail`, replays and tests.
+
+Assigns every partition explicitly (no group membership, no commits), from the oldest record or
+from the live end, and stops after `idle_s` seconds without a record.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
+
+from jobtrail.errors import KafkaUnavailableError
+from streams.kafka_config import consumer_config
+from streams.settings import KafkaSettings
+
+
+def read_messages(
+    kafka: KafkaSettings,
+    topic: str,
+    *,
+    from_beginning: bool = True,
+    idle_s: float = 5.0,
+    max_messages: int = 0,
+) -> Iterator[Message]:
+    """Yields the records of `topic` (errors skipped) until idle or `max_messages`."""
+    consumer = Consumer(consumer_config(kafka, f"jobtrail-reader-{uuid.uuid4()}"))
+    try:
+        try:
+            metadata = consumer.list_topics(topic, timeout=kafka.connect_timeout_s)
+        except KafkaException as exc:
+            raise KafkaUnavailableError(
+                f"Kafka at {kafka.bootstrap_servers} did not answer within"
+                f" {kafka.connect_timeout_s:g} s"
+            ) from exc
+        described = metadata.topics.get(topic)
+        if described is None or described.error is not None:
+            raise KafkaUnavailableError(f"topic {topic} does not exist")
+        start = OFFSET_BEGINNING if from_beginning else OFFSET_END
+        consumer.assign([TopicPartition(topic, p, start) for p in sorted(described.partitions)])
+        seen = 0
+        last = time.monotonic()
+        while idle_s <= 0 or time.monotonic() - last < idle_s:
+            for message in consumer.consume(1000, 0.2):
+                if message.error() is not None:
+                    continue
+                last = time.monotonic()
+                yield message
+                seen += 1
+                if max_messages and seen >= max_messages:
+                    return
+    finally:
+        consumer.close()
