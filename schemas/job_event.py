@@ -70,7 +70,7 @@ class JobEvent:
             "job_id": self.job_id,
             "job_name": self.job_name,
             "queue": self.queue,
-            "type": self.type.value,
+            "type": self.type,  # a StrEnum is already the symbol fastavro expects
             "attempt": self.attempt,
             "max_attempts": self.max_attempts,
             "occurred_at": self.occurred_at,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 
 from confluent_kafka import KafkaError, KafkaException
@@ -70,7 +71,27 @@ class TopicAdmin:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise JobtrailError(f"could not create topic {name}: {exc}") from exc
             created.append(name)
+        self._wait_until_visible(created)
         return created
+
+    def _wait_until_visible(self, names: list[str]) -> None:
+        """Creation is acknowledged before every partition has a leader; callers that produce
+        right after `create` need the topics usable, so wait for that (bounded)."""
+        deadline = time.monotonic() + self._timeout
+        pending = set(names)
+        while pending and time.monotonic() < deadline:
+            topics = self.metadata().topics
+            pending = {
+                name
+                for name in pending
+                if name not in topics
+                or topics[name].error is not None
+                or any(p.leader < 0 for p in topics[name].partitions.values())
+            }
+            if pending:
+                time.sleep(0.1)
+        if pending:
+            raise JobtrailError(f"topics {sorted(pending)} were created but have no leader yet")
 
     def apply(self, plan: TopicPlan) -> list[str]:
         return self.create(plan.create)
