@@ -11,8 +11,9 @@ from confluent_kafka.admin._config import ConfigResource
 from confluent_kafka.admin._metadata import ClusterMetadata
 from confluent_kafka.cimpl import NewTopic
 
-from jobtrail.errors import JobtrailError, KafkaUnavailableError
+from jobtrail.errors import JobtrailError
 from streams.kafka_config import admin_config
+from streams.metadata import fetch_metadata
 from streams.settings import KafkaSettings
 from streams.topics import ExistingTopic, TopicPlan, TopicSpec
 
@@ -111,14 +112,3 @@ class TopicAdmin:
     @property
     def _timeout(self) -> float:
         return self._settings.connect_timeout_s
-
-
-def fetch_metadata(client: AdminClient, settings: KafkaSettings) -> ClusterMetadata:
-    try:
-        return client.list_topics(timeout=settings.connect_timeout_s)
-    except KafkaException as exc:
-        raise KafkaUnavailableError(
-            f"Kafka at {settings.bootstrap_servers} did not answer within"
-            f" {settings.connect_timeout_s:g} s ({exc.args[0].str()});"
-            " is it running? (`make infra-up`, or set JOBTRAIL_BOOTSTRAP_SERVERS)"
-        ) from exc

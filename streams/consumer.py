@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
 from jobtrail.errors import JobtrailError, KafkaUnavailableError
 from streams.kafka_config import consumer_config
+from streams.metadata import fetch_metadata
 from streams.settings import KafkaSettings
 
 BatchHandler = Callable[[list[Message]], None]
@@ -73,19 +74,10 @@ class BatchConsumer:
     def start(self) -> BatchConsumer:
         consumer = Consumer(self._config)
         try:
-            metadata = consumer.list_topics(timeout=self._kafka.connect_timeout_s)
-        except KafkaException as exc:
+            fetch_metadata(consumer, self._kafka, required=self.topics)
+        except KafkaUnavailableError:
             consumer.close()
-            raise KafkaUnavailableError(
-                f"Kafka at {self._kafka.bootstrap_servers} did not answer within"
-                f" {self._kafka.connect_timeout_s:g} s; is it running? (`make infra-up`)"
-            ) from exc
-        missing = [t for t in self.topics if t not in metadata.topics]
-        if missing:
-            consumer.close()
-            raise KafkaUnavailableError(
-                f"topics {missing} do not exist; create them with `jobtrail topics apply`"
-            )
+            raise
         consumer.subscribe(self.topics)
         self._consumer = consumer
         return self

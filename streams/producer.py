@@ -13,12 +13,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import KafkaError, Message, Producer
 
-from jobtrail.errors import DeliveryError, KafkaUnavailableError
+from jobtrail.errors import DeliveryError
 from schemas.codec import JobEventCodec, create_codec
 from schemas.job_event import JobEvent, JobEventType
 from streams.kafka_config import producer_config
+from streams.metadata import fetch_metadata
 from streams.settings import KafkaSettings, ProducerSettings
 from streams.topics import topic_catalog
 
@@ -74,20 +75,9 @@ class JobEventProducer:
         config["delivery.report.only.error"] = self._on_delivery is None
         config["on_delivery"] = self._delivered
         config["error_cb"] = self._client_error
-        self._producer = Producer(config)
-        try:
-            metadata = self._producer.list_topics(self.topic, timeout=self._kafka.connect_timeout_s)
-        except KafkaException as exc:
-            self._producer = None
-            raise KafkaUnavailableError(
-                f"Kafka at {self._kafka.bootstrap_servers} did not answer within"
-                f" {self._kafka.connect_timeout_s:g} s; is it running? (`make infra-up`)"
-            ) from exc
-        topic = metadata.topics.get(self.topic)
-        if topic is None or topic.error is not None:
-            raise KafkaUnavailableError(
-                f"topic {self.topic} does not exist; create it with `jobtrail topics apply`"
-            )
+        producer = Producer(config)
+        fetch_metadata(producer, self._kafka, required=[self.topic])
+        self._producer = producer
         return self
 
     def __enter__(self) -> JobEventProducer:

@@ -14,13 +14,12 @@ from confluent_kafka import (
     OFFSET_BEGINNING,
     OFFSET_END,
     Consumer,
-    KafkaException,
     Message,
     TopicPartition,
 )
 
-from jobtrail.errors import KafkaUnavailableError
 from streams.kafka_config import consumer_config
+from streams.metadata import fetch_metadata
 from streams.settings import KafkaSettings
 
 
@@ -35,16 +34,8 @@ def read_messages(
     """Yields the records of `topic` (errors skipped) until idle or `max_messages`."""
     consumer = Consumer(consumer_config(kafka, f"jobtrail-reader-{uuid.uuid4()}"))
     try:
-        try:
-            metadata = consumer.list_topics(topic, timeout=kafka.connect_timeout_s)
-        except KafkaException as exc:
-            raise KafkaUnavailableError(
-                f"Kafka at {kafka.bootstrap_servers} did not answer within"
-                f" {kafka.connect_timeout_s:g} s"
-            ) from exc
-        described = metadata.topics.get(topic)
-        if described is None or described.error is not None:
-            raise KafkaUnavailableError(f"topic {topic} does not exist")
+        metadata = fetch_metadata(consumer, kafka, required=[topic])
+        described = metadata.topics[topic]
         start = OFFSET_BEGINNING if from_beginning else OFFSET_END
         consumer.assign([TopicPartition(topic, p, start) for p in sorted(described.partitions)])
         seen = 0
