@@ -95,17 +95,25 @@ def run_sdk(topic: str, events: int, pool: list[JobEvent], kafka: KafkaSettings)
     return Measurement("jobtrail JobEventProducer.send (encode + produce)", events, watch.seconds)
 
 
+def median_of(measurements: list[Measurement]) -> Measurement:
+    return sorted(measurements, key=lambda m: m.seconds)[len(measurements) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="rounds (each runs all three); medians are reported"
+    )
     args = parser.parse_args()
 
     kafka = KafkaSettings()
     admin = TopicAdmin(kafka)
     run_id = uuid.uuid4().hex[:8]
     topics = {
-        name: f"{kafka.topic_prefix}bench.produce.{name}.{run_id}"
+        f"{name}{r}": f"{kafka.topic_prefix}bench.produce.{name}{r}.{run_id}"
         for name in ("java", "bare", "sdk")
+        for r in range(args.repeat)
     }
     admin.create(
         TopicSpec(t, "job_id", "JobEvent", kafka.partitions, kafka.replication_factor)
@@ -120,16 +128,23 @@ def main() -> None:
         print(
             f"mean encoded size {size} bytes; producing {args.events:,} events per run", flush=True
         )
-        results = [
-            run_reference(topics["java"], args.events, size, kafka),
-            run_bare(topics["bare"], args.events, encoded, kafka),
-            run_sdk(topics["sdk"], args.events, pool, kafka),
-        ]
+        rounds: list[list[Measurement]] = []
+        for r in range(args.repeat):  # interleaved, so drift in the machine hits all three alike
+            rounds.append(
+                [
+                    run_reference(topics[f"java{r}"], args.events, size, kafka),
+                    run_bare(topics[f"bare{r}"], args.events, encoded, kafka),
+                    run_sdk(topics[f"sdk{r}"], args.events, pool, kafka),
+                ]
+            )
+            print(f"round {r + 1}: " + ", ".join(f"{m.events_per_s:,.0f}/s" for m in rounds[-1]))
     finally:
         admin.delete(topics.values())
 
+    results = [median_of([round_[i] for round_ in rounds]) for i in range(3)]
     reference = results[0]
-    print(f"\n{'run':52} {'events/s':>12} {'µs/event':>10} {'vs Java':>8}")
+    print(f"\nmedian of {args.repeat} rounds")
+    print(f"{'run':52} {'events/s':>12} {'µs/event':>10} {'vs Java':>8}")
     for result in results:
         ratio = result.events_per_s / reference.events_per_s
         print(
@@ -146,6 +161,7 @@ def main() -> None:
             "record_size_bytes": size,
             "settings": java_props(kafka, ProducerSettings()),
             "results": [r.as_dict() for r in results],
+            "rounds": [[m.as_dict() for m in round_] for round_ in rounds],
             "sdk_vs_java": round(sdk.events_per_s / reference.events_per_s, 3),
             "target_events_per_s": goal,
         },
