@@ -94,9 +94,10 @@ FAMILIES: tuple[ErrorFamily, ...] = (
     ErrorFamily(
         "file-not-found",
         "FileNotFoundError",
-        ("exports", "uploads", "thumbnails"),
+        ("reading export", "writing thumbnail", "loading upload"),
         lambda r, v: (
-            f"[Errno 2] No such file or directory: '/var/data/{v}/{r.randint(2020, 2026)}/"
+            f"{v} failed: [Errno 2] No such file or directory: '/var/data/"
+            f"{r.choice(['exports', 'uploads', 'thumbnails'])}/{r.randint(2020, 2026)}/"
             f"{_uuid(r)}.{r.choice(['csv', 'png', 'json'])}'"
         ),
         False,
@@ -150,10 +151,11 @@ FAMILIES: tuple[ErrorFamily, ...] = (
     ErrorFamily(
         "out-of-memory",
         "MemoryError",
-        ("float64", "uint8"),
+        ("an array", "a mask"),
         lambda r, v: (
-            f"Unable to allocate {r.randint(100, 9000)}. MiB for an array with shape"
-            f" ({r.randint(100, 50000)}, {r.randint(100, 50000)}) and data type {v}"
+            f"Unable to allocate {r.randint(100, 9000)}. MiB for {v} with shape"
+            f" ({r.randint(100, 50000)}, {r.randint(100, 50000)}) and data type"
+            f" {r.choice(['float64', 'uint8', 'int32'])}"
         ),
         True,
         "python",

@@ -1,0 +1,83 @@
+"""Error fingerprints: errors that differ only in their variable parts share one template, and the
+fingerprint is the SHA-256 of that template.
+
+Pure and stateless: the same error always yields the same fingerprint, in any process, on any
+replay. The masking rules run from the most specific shape to the most general, each replacing a
+variable part with a placeholder that names what was there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+from schemas.job_event import JobError
+
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
+    (re.compile(pattern), placeholder)
+    for pattern, placeholder in (
+        (r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+", "<url>"),
+        (r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", "<email>"),
+        (r"(?:(?<=\s)|^|(?<=[('\"=:]))(?:/[\w.@%+-]+){2,}/?", "<path>"),
+        (r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?", "<ts>"),
+        (
+            r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b",
+            "<uuid>",
+        ),
+        (r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b", "<ip>"),
+        (
+            r"\b[a-zA-Z][\w-]*(?:\.[\w-]+)*\.(?:internal|local|com|net|org|io|example|test)\b(?::\d+)?",
+            "<host>",
+        ),
+        (r"\b0x[0-9a-fA-F]+\b", "<hex>"),
+        (r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b", "<hex>"),
+        (r"'[^'\s]*\d[^'\s]*'", "'<*>'"),
+        (
+            r"\b\d+(?:\.\d+)?\s?(?:ms|us|µs|ns|s|sec|secs|seconds|m|min|minutes|h|hours)\b",
+            "<duration>",
+        ),
+        (r"(?<![\w<])[-+]?\d+(?:\.\d+)?(?![\w>])", "<num>"),
+        (r"\b\w*\d\w*\b", "<*>"),
+    )
+)
+
+_STACK_LINE_NUMBERS = re.compile(r"(, line )\d+|(:)\d+(?::\d+)?(?=\)?$)")
+_ADDRESSES = re.compile(r"\b0x[0-9a-fA-F]+\b")
+
+
+@dataclass(frozen=True, slots=True)
+class Fingerprint:
+    sha256: str
+    template: str
+
+
+def normalize_message(message: str) -> str:
+    """The message with every variable part replaced by a placeholder."""
+    text = message.strip()
+    for pattern, placeholder in _RULES:
+        text = pattern.sub(placeholder, text)
+    return " ".join(text.split())
+
+
+def stack_frames(stack: str) -> list[str]:
+    """The frame lines of a stack trace (Python and JavaScript styles), without line numbers or
+    addresses: code location identifies the error, line numbers change with every release."""
+    frames = []
+    for line in stack.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("File ", "at ")):
+            frames.append(_ADDRESSES.sub("<hex>", _STACK_LINE_NUMBERS.sub(r"\1\2", stripped)))
+    return frames
+
+
+def error_template(error: JobError) -> str:
+    lines = [f"{error.type}: {normalize_message(error.message)}"]
+    if error.stack:
+        lines.extend(stack_frames(error.stack))
+    return "\n".join(lines)
+
+
+def fingerprint(error: JobError) -> Fingerprint:
+    template = error_template(error)
+    return Fingerprint(hashlib.sha256(template.encode()).hexdigest(), template)
