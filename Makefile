@@ -17,7 +17,7 @@ help: ## list the targets
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,couchbase]'
 	@touch $@
 
 setup: $(BIN)/.installed ## create .venv and install jobtrail with its dev tools

@@ -202,5 +202,108 @@ def tail(
         print(line, flush=True)
 
 
+# -- projections --------------------------------------------------------------------------------
+
+
+@app.command()
+def project(
+    store: Annotated[str, typer.Argument(help="redis or couchbase")],
+    idle_stop_s: Annotated[
+        float, typer.Option(help="Stop after this long without new events (0: run forever).")
+    ] = 0.0,
+    metrics_port: Annotated[
+        int, typer.Option(envvar="JOBTRAIL_METRICS_PORT", help="Prometheus port (0: off).")
+    ] = 0,
+) -> None:
+    """Run a projection: fold job events into the Redis or Couchbase read model."""
+    import signal
+
+    from projections.metrics import ProjectorMetrics
+    from projections.projector import Projector
+    from projections.stores import StoreKind, open_store
+    from streams.metrics import serve_metrics
+
+    kind = StoreKind(store)
+    projector = Projector(open_store(kind), metrics=ProjectorMetrics.create())
+    port = metrics_port or {StoreKind.REDIS: 8002, StoreKind.COUCHBASE: 8003}[kind]
+    serve_metrics(port)
+    signal.signal(signal.SIGTERM, lambda *_: projector.stopping.set())
+    projector.start()
+    console.print(f"projecting {projector.topic} into {kind} (group {projector.group_id});"
+                  f" metrics on :{port}")  # fmt: skip
+    try:
+        stats = projector.run(idle_stop_s=idle_stop_s or None)
+    except KeyboardInterrupt:
+        stats = projector.stats
+    finally:
+        projector.close()
+    console.print(
+        f"applied {stats.applied} events in {stats.batches} batches; {stats.duplicates}"
+        f" duplicates skipped, {stats.undecodable} undecodable, {stats.store_errors} store errors"
+    )
+
+
+@app.command()
+def rebuild(store: Annotated[str, typer.Argument(help="redis or couchbase")]) -> None:
+    """Replay job-events into a fresh generation, then switch readers to it atomically."""
+    from projections.rebuild import rebuild as run_rebuild
+    from projections.stores import StoreKind, open_store
+
+    with Progress(
+        TextColumn("rebuild"), BarColumn(), MofNCompleteColumn(), TextColumn("records"),
+        TimeRemainingColumn(), console=console,
+    ) as progress:  # fmt: skip
+        task = progress.add_task("rebuild", total=None)
+        report = run_rebuild(
+            open_store(StoreKind(store)),
+            on_progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
+    console.print(
+        f"rebuilt generation {report.new_generation} from {report.records} records in"
+        f" {report.seconds:.1f} s ({report.records / max(report.seconds, 1e-9):,.0f}/s);"
+        f" readers switched from generation {report.old_generation}, which was dropped"
+    )
+
+
+@app.command()
+def stats(
+    name: Annotated[str | None, typer.Argument(help="A job name; all names when omitted.")] = None,
+) -> None:
+    """Job statistics from the Redis read model: states, active jobs, retry success chances."""
+    from projections.model import retry_success_chance
+    from projections.redis import RedisStore
+
+    store = RedisStore()
+    store.setup()
+    table = Table("job name", "jobs", "states", "active", "P(success | failed >= 1, 2, 3)")
+    for job_name in [name] if name else store.job_names():
+        view = store.name_view(job_name)
+        chances = [retry_success_chance(view.retries, k) for k in (1, 2, 3)]
+        table.add_row(
+            job_name,
+            str(len(view.jobs)),
+            " ".join(f"{k}={v}" for k, v in sorted(view.counts.items()) if v),
+            str(len(view.active)),
+            " ".join("-" if c is None else f"{c:.2f}" for c in chances),
+        )
+    Console().print(table)
+
+
+@app.command()
+def job(job_id: Annotated[str, typer.Argument(help="The job id.")]) -> None:
+    """One job from the Redis read model, as JSON."""
+    import dataclasses
+
+    from projections.redis import RedisStore
+
+    store = RedisStore()
+    store.setup()
+    view = store.job(job_id)
+    if view is None:
+        console.print(f"no job {job_id} in the read model")
+        raise typer.Exit(1)
+    print(json.dumps(dataclasses.asdict(view), indent=2))
+
+
 if __name__ == "__main__":
     main()

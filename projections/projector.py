@@ -1,0 +1,231 @@
+"""The projector: a consumer group member that folds job events into a read-model store.
+
+Where it resumes is read from the store (the offsets each generation applied), not from the
+group's committed offsets, so a crash between the store write and the Kafka commit, a rebalance or
+a rebuild's generation switch never skips an event, and the store's offset guard makes every
+replayed event a no-op. Offsets are still committed after each batch, for lag monitoring.
+
+When the store is down, the projector pauses its partitions (staying in the group), retries with
+growing back-off, and resumes where the store says it is.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import structlog
+from confluent_kafka import Consumer, Message, TopicPartition
+
+from jobtrail.errors import SchemaError
+from projections.metrics import ProjectorMetrics
+from projections.model import Position
+from projections.ports import Item, ProjectionStore, StaleGenerationError, StoreUnavailableError
+from projections.settings import ProjectorSettings
+from schemas.codec import JobEventCodec, create_codec
+from streams.consumer import next_offsets
+from streams.kafka_config import consumer_config
+from streams.metadata import fetch_metadata
+from streams.settings import KafkaSettings
+from streams.topics import topic_catalog
+
+log = structlog.get_logger("jobtrail.projector")
+T = TypeVar("T")
+
+
+def decode_items(messages: Sequence[Message], codec: JobEventCodec) -> tuple[list[Item], int]:
+    """Log records as store items; undecodable ones become position-only items (the processors'
+    DLQ reports them; the projection just moves past). Returns the items and how many failed."""
+    items: list[Item] = []
+    failed = 0
+    for message in messages:
+        topic = message.topic() or ""
+        position = Position(topic, message.partition() or 0, message.offset() or 0)
+        try:
+            items.append((position, codec.decode(message.value() or b"", topic)))
+        except SchemaError:
+            items.append((position, None))
+            failed += 1
+    return items, failed
+
+
+@dataclass(slots=True)
+class ProjectorStats:
+    batches: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    undecodable: int = 0
+    store_errors: int = 0
+    repositions: int = 0
+
+
+class Projector:
+    def __init__(
+        self,
+        store: ProjectionStore,
+        kafka: KafkaSettings | None = None,
+        settings: ProjectorSettings | None = None,
+        *,
+        metrics: ProjectorMetrics | None = None,
+    ) -> None:
+        self.store = store
+        self.kafka = kafka or KafkaSettings()
+        self.settings = settings or ProjectorSettings()
+        self.metrics = metrics
+        self.topic = topic_catalog(self.kafka.topic_prefix).job_events.name
+        self.group_id = f"jobtrail-projection-{store.name}"
+        self.codec = create_codec(self.kafka.schema_registry_url)
+        self.stopping = threading.Event()
+        self.stats = ProjectorStats()
+        self._consumer: Consumer | None = None
+        self._generation = 0
+        self._assignment: list[TopicPartition] = []
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self) -> Projector:
+        self.store.setup()
+        self._generation = self._until_store_answers(self.store.current_generation)
+        consumer = Consumer(consumer_config(self.kafka, self.group_id))
+        fetch_metadata(consumer, self.kafka, required=[self.topic])
+        consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self._consumer = consumer
+        self._gauge_generation()
+        return self
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+
+    def run(self, *, idle_stop_s: float | None = None) -> ProjectorStats:
+        """Projects until `stopping` is set, or until no record came for `idle_stop_s`."""
+        consumer = self._require_consumer()
+        last_record = time.monotonic()
+        while not self.stopping.is_set():
+            messages = [
+                m for m in consumer.consume(self.settings.batch_size, self.settings.batch_wait_s)
+                if m.error() is None
+            ]  # fmt: skip
+            if not messages:
+                if idle_stop_s is not None and time.monotonic() - last_record > idle_stop_s:
+                    break
+                continue
+            last_record = time.monotonic()
+            self._project(messages)
+        return self.stats
+
+    # -- one batch -------------------------------------------------------------------------------
+
+    def _project(self, messages: list[Message]) -> None:
+        items, failed = decode_items(messages, self.codec)
+        self.stats.undecodable += failed
+        assignment_before = list(self._assignment)
+        backoff = 0.1
+        while not self.stopping.is_set():
+            started = time.perf_counter()
+            try:
+                result = self.store.apply_batch(items, self._generation)
+            except StaleGenerationError:
+                # A rebuild switched readers to a new generation: continue from where it is.
+                self._generation = self._until_store_answers(self.store.current_generation)
+                self._gauge_generation()
+                self._reposition(self._assignment)
+                self.stats.repositions += 1
+                return
+            except StoreUnavailableError as exc:
+                self.stats.store_errors += 1
+                if self.metrics:
+                    self.metrics.store_errors.labels(self.store.name).inc()
+                log.warning("store unavailable, retrying", store=self.store.name, error=str(exc),
+                            retry_in_s=backoff)  # fmt: skip
+                self._wait_paused(backoff)
+                backoff = min(backoff * 2, self.settings.retry_max_s)
+                if self._assignment != assignment_before:
+                    return  # rebalanced meanwhile: on_assign repositioned from the store
+                continue
+            self._record(result.applied, result.duplicates, len(items), failed, started)
+            self._require_consumer().commit(offsets=next_offsets(messages), asynchronous=True)
+            return
+
+    def _wait_paused(self, seconds: float) -> None:
+        """Waits without consuming, still serving group membership and rebalance callbacks."""
+        consumer = self._require_consumer()
+        paused = list(self._assignment)
+        consumer.pause(paused)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self.stopping.is_set():
+            consumer.consume(1, min(0.2, max(deadline - time.monotonic(), 0.01)))
+        if self._assignment == paused:
+            consumer.resume(paused)
+
+    def _record(
+        self, applied: int, duplicates: int, size: int, failed: int, started: float
+    ) -> None:
+        self.stats.batches += 1
+        self.stats.applied += applied
+        self.stats.duplicates += duplicates
+        if self.metrics is None:
+            return
+        name = self.store.name
+        self.metrics.applied.labels(name).inc(applied)
+        self.metrics.duplicates.labels(name).inc(duplicates)
+        self.metrics.undecodable.labels(name).inc(failed)
+        self.metrics.apply_seconds.labels(name).observe(time.perf_counter() - started)
+        self.metrics.batch_size.labels(name).observe(size)
+        if self.stats.batches % 20 == 1:
+            self.metrics.lag.labels(name).set(self.lag())
+
+    def lag(self) -> int:
+        consumer = self._require_consumer()
+        total = 0
+        for tp in consumer.position(self._assignment):
+            _, high = consumer.get_watermark_offsets(tp, cached=True)
+            if tp.offset >= 0 and high >= 0:
+                total += max(high - tp.offset, 0)
+        return total
+
+    # -- positions -------------------------------------------------------------------------------
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._positions_from_store(partitions)
+        consumer.assign(partitions)
+        self._assignment = list(partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._assignment = []
+
+    def _reposition(self, partitions: list[TopicPartition]) -> None:
+        consumer = self._require_consumer()
+        self._positions_from_store(partitions)
+        for tp in partitions:
+            consumer.seek(tp)
+
+    def _positions_from_store(self, partitions: list[TopicPartition]) -> None:
+        applied = self._until_store_answers(lambda: self.store.applied_offsets(self._generation))
+        for tp in partitions:
+            tp.offset = applied.get(f"{tp.topic}:{tp.partition}", -1) + 1
+
+    def _until_store_answers(self, call: Callable[[], T]) -> T:
+        backoff = 0.1
+        while True:
+            try:
+                return call()
+            except StoreUnavailableError as exc:
+                if self.stopping.is_set():
+                    raise
+                log.warning("store unavailable", store=self.store.name, error=str(exc))
+                time.sleep(backoff)
+                backoff = min(backoff * 2, self.settings.retry_max_s)
+
+    def _gauge_generation(self) -> None:
+        if self.metrics:
+            self.metrics.generation.labels(self.store.name).set(self._generation)
+
+    def _require_consumer(self) -> Consumer:
+        if self._consumer is None:
+            raise RuntimeError("Projector.start() was not called")
+        return self._consumer

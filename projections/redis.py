@@ -1,0 +1,273 @@
+"""The Redis read model: one Lua script applies a whole batch atomically, each event at most once.
+
+Keys, under the namespace `<prefix><generation>:` (default prefix `jobtrail:`):
+  job:<id>                    hash: the job's immutable fields, state, attempts, timings, last error
+  name:<name>:counts          hash: jobs now in each state
+  name:<name>:jobs            sorted set: job ids by creation time (page newest first)
+  name:<name>:active          set: jobs running now
+  name:<name>:latest          hash: the newest invocation (job_id, created_at, data)
+  name:<name>:retries         hash: "<terminal outcome>:<failed attempts>" -> jobs
+  names, fps                  sets of job names and fingerprints
+  fp:<sha256>                 hash: template, error_type, count, first_seen, last_seen
+  offsets                     hash: "<topic>:<partition>" -> highest offset applied
+`<prefix>current` names the generation readers use.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from importlib import resources
+from typing import Any, cast
+
+import redis
+from redis.commands.core import Script
+
+from processors.fingerprint import fingerprint
+from projections.model import (
+    FingerprintView,
+    JobState,
+    JobView,
+    Latest,
+    NameView,
+    Position,
+    ReadModel,
+)
+from projections.ports import BatchResult, Item, StaleGenerationError, StoreUnavailableError
+from projections.settings import RedisSettings
+from schemas.job_event import JobEvent, JobEventType, millis
+
+_SCRIPT = resources.files("projections").joinpath("apply_events.lua").read_text(encoding="utf-8")
+
+
+def event_row(position: Position, event: JobEvent | None) -> list[str]:
+    """The 15 strings the script reads for one log record."""
+    if event is None:
+        return [position.source, str(position.offset), "SKIP", *[""] * 12]
+    error = event.error
+    fp = template = error_type = ""
+    if event.type is JobEventType.FAILED and error is not None:
+        print_ = fingerprint(error)
+        fp, template, error_type = print_.sha256, print_.template, error.type
+    return [
+        position.source,
+        str(position.offset),
+        event.type.value,
+        event.job_id,
+        event.job_name,
+        event.queue or "",
+        str(millis(event.occurred_at)),
+        str(event.attempt),
+        event.worker or "",
+        event.data or "",
+        "" if event.progress is None else repr(event.progress),
+        "" if event.will_retry is None else ("1" if event.will_retry else "0"),
+        fp,
+        error_type,
+        template,
+    ]
+
+
+class RedisStore:
+    name = "redis"
+
+    def __init__(self, settings: RedisSettings | None = None) -> None:
+        self.settings = settings or RedisSettings()
+        self._client: redis.Redis | None = None
+        self._script: Script | None = None
+
+    # -- connection ------------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        self._client = redis.Redis.from_url(
+            self.settings.url,
+            socket_timeout=self.settings.timeout_s,
+            socket_connect_timeout=self.settings.timeout_s,
+            decode_responses=True,
+        )
+        self._script = self._client.register_script(_SCRIPT)
+
+    @property
+    def client(self) -> redis.Redis:
+        if self._client is None:
+            raise RuntimeError("RedisStore.setup() was not called")
+        return self._client
+
+    def namespace(self, generation: int) -> str:
+        return f"{self.settings.prefix}{generation}:"
+
+    @property
+    def pointer_key(self) -> str:
+        return f"{self.settings.prefix}current"
+
+    # -- generations -----------------------------------------------------------------------------
+
+    def current_generation(self) -> int:
+        with _unavailable_as_typed():
+            self.client.set(self.pointer_key, 1, nx=True)
+            return int(self.client.get(self.pointer_key) or 1)
+
+    def new_generation(self) -> int:
+        with _unavailable_as_typed():
+            generation = int(self.client.incr(f"{self.settings.prefix}generations"))
+            current = self.current_generation()
+            while generation <= current:  # the counter is newer than the first generation
+                generation = int(self.client.incr(f"{self.settings.prefix}generations"))
+            return generation
+
+    def switch_to(self, generation: int) -> None:
+        with _unavailable_as_typed():
+            self.client.set(self.pointer_key, generation)
+
+    def drop(self, generation: int) -> None:
+        with _unavailable_as_typed():
+            batch: list[str] = []
+            for key in self.client.scan_iter(match=self.namespace(generation) + "*", count=2000):
+                batch.append(key)
+                if len(batch) >= 2000:
+                    self.client.unlink(*batch)
+                    batch.clear()
+            if batch:
+                self.client.unlink(*batch)
+
+    def applied_offsets(self, generation: int) -> dict[str, int]:
+        with _unavailable_as_typed():
+            raw = _hash(self.client.hgetall(self.namespace(generation) + "offsets"))
+        return {source: int(offset) for source, offset in raw.items()}
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def apply_batch(
+        self, items: Sequence[Item], generation: int, *, check_current: bool = True
+    ) -> BatchResult:
+        if self._script is None:
+            raise RuntimeError("RedisStore.setup() was not called")
+        rows = json.dumps([event_row(position, event) for position, event in items])
+        args = [
+            self.namespace(generation),
+            str(generation) if check_current else "",
+            self.pointer_key,
+            rows,
+        ]
+        with _unavailable_as_typed():
+            applied, duplicates = self._script(keys=[], args=args)
+        if applied < 0:
+            raise StaleGenerationError(f"redis generation {generation} is no longer current")
+        return BatchResult(int(applied), int(duplicates))
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def snapshot(self, generation: int) -> ReadModel:
+        ns = self.namespace(generation)
+        client = self.client
+        model = ReadModel(offsets=self.applied_offsets(generation))
+        for name in _members(client.smembers(ns + "names")):
+            model.names[name] = self._name_view(ns, name)
+        job_keys = [str(key) for key in client.scan_iter(match=ns + "job:*", count=5000)]
+        for raw in _hgetall_many(client, job_keys):
+            job = _job_view(raw)
+            model.jobs[job.job_id] = job
+        fps = _members(client.smembers(ns + "fps"))
+        for fp, raw in zip(fps, _hgetall_many(client, [ns + "fp:" + f for f in fps]), strict=True):
+            model.fingerprints[fp] = FingerprintView(
+                template=raw["template"],
+                error_type=raw["error_type"],
+                count=int(raw["count"]),
+                first_seen=int(raw["first_seen"]),
+                last_seen=int(raw["last_seen"]),
+            )
+        return model.normalized()
+
+    def _name_view(self, ns: str, name: str) -> NameView:
+        prefix = f"{ns}name:{name}:"
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(prefix + "counts")
+        pipe.zrange(prefix + "jobs", 0, -1, withscores=True)
+        pipe.smembers(prefix + "active")
+        pipe.hgetall(prefix + "latest")
+        pipe.hgetall(prefix + "retries")
+        counts, jobs, active, latest, retries = pipe.execute()
+        return NameView(
+            counts=Counter({k: int(v) for k, v in counts.items()}),
+            jobs={job_id: int(score) for job_id, score in jobs},
+            active=set(active),
+            latest=Latest(int(latest["created_at"]), latest["job_id"], latest.get("data"))
+            if latest
+            else None,
+            retries=Counter({k: int(v) for k, v in retries.items()}),
+        )
+
+    def job(self, job_id: str, generation: int | None = None) -> JobView | None:
+        generation = generation or self.current_generation()
+        raw = _hash(self.client.hgetall(f"{self.namespace(generation)}job:{job_id}"))
+        return _job_view(raw) if raw else None
+
+    def jobs_page(self, name: str, page: int = 0, size: int = 50) -> list[str]:
+        """Job ids of `name`, newest first."""
+        key = f"{self.namespace(self.current_generation())}name:{name}:jobs"
+        return [str(job) for job in self.client.zrevrange(key, page * size, (page + 1) * size - 1)]
+
+    def name_view(self, name: str) -> NameView:
+        return self._name_view(self.namespace(self.current_generation()), name)
+
+    def job_names(self) -> list[str]:
+        return _members(self.client.smembers(self.namespace(self.current_generation()) + "names"))
+
+
+# The client is created with decode_responses=True, which redis-py's annotations cannot express:
+# these two narrow its answers to the strings they are.
+def _hash(raw: Any) -> dict[str, str]:
+    return cast(dict[str, str], raw)
+
+
+def _members(raw: Any) -> list[str]:
+    return sorted(cast(set[str], raw))
+
+
+def _hgetall_many(client: redis.Redis, keys: list[str]) -> Iterator[dict[str, str]]:
+    for start in range(0, len(keys), 2000):
+        pipe = client.pipeline(transaction=False)
+        for key in keys[start : start + 2000]:
+            pipe.hgetall(key)
+        yield from pipe.execute()
+
+
+def _optional_int(raw: dict[str, str], field: str) -> int | None:
+    value = raw.get(field)
+    return None if value is None else int(value)
+
+
+def _job_view(raw: dict[str, str]) -> JobView:
+    return JobView(
+        job_id=raw["job_id"],
+        job_name=raw["job_name"],
+        created_at=int(raw["created_at"]),
+        queue=raw.get("queue"),
+        data=raw.get("data"),
+        state=JobState(raw["state"]),
+        attempts=int(raw["attempts"]),
+        failures=int(raw["failures"]),
+        worker=raw.get("worker"),
+        progress=raw.get("progress"),
+        first_started_at=_optional_int(raw, "first_started_at"),
+        last_started_at=_optional_int(raw, "last_started_at"),
+        ended_at=_optional_int(raw, "ended_at"),
+        finished_at=_optional_int(raw, "finished_at"),
+        updated_at=int(raw["updated_at"]),
+        last_error_fingerprint=raw.get("last_error_fingerprint"),
+        last_error_type=raw.get("last_error_type"),
+    )
+
+
+class _unavailable_as_typed:  # noqa: N801 (used as a `with` block)
+    """Turns redis-py's connection errors into the port's retryable StoreUnavailableError."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, _: Any
+    ) -> None:
+        if exc is not None and isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+            raise StoreUnavailableError(f"redis: {exc}") from exc
