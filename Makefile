@@ -22,26 +22,22 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed ## create .venv and install jobtrail with its dev tools
 
-infra-install: ## install Kafka (Maven Central jars), Redis and Prometheus (Debian)
-	infra/kafka.sh install
-	infra/redis.sh install
-	infra/prometheus.sh install
+SERVICES := kafka redis couchbase prometheus
 
-infra-up: infra-install ## start Kafka, Redis and Prometheus on loopback (idempotent)
-	infra/kafka.sh start
-	infra/redis.sh start
-	infra/prometheus.sh start
+infra-install: ## install Kafka and CouchbaseMock (Maven Central jars), Redis and Prometheus (Debian)
+	@for s in $(SERVICES); do infra/$$s.sh install || exit 1; done
+
+infra-up: infra-install ## start Kafka, Redis, the Couchbase mock and Prometheus on loopback (idempotent)
+	@for s in $(SERVICES); do infra/$$s.sh start || exit 1; done
 
 infra-down: ## stop the local services (data stays in .infra-data)
-	-infra/prometheus.sh stop
-	-infra/redis.sh stop
-	-infra/kafka.sh stop
+	-@for s in $(SERVICES); do infra/$$s.sh stop; done
 
 infra-status: ## health of the local services
-	-@infra/kafka.sh status; infra/redis.sh status; infra/prometheus.sh status
+	-@for s in $(SERVICES); do infra/$$s.sh status; done
 
 infra-logs: ## last lines of every service log
-	-@for s in kafka redis prometheus; do echo "== $$s"; infra/$$s.sh logs 20; done
+	-@for s in $(SERVICES); do echo "== $$s"; infra/$$s.sh logs 20; done
 
 topics: setup ## create missing topics, report drift
 	$(JOBTRAIL) topics apply

@@ -37,7 +37,8 @@ class MemoryStore:
         self._generations.pop(generation, None)
 
     def applied_offsets(self, generation: int) -> dict[str, int]:
-        return dict(self._generations[generation].offsets)
+        model = self._generations.get(generation)
+        return {} if model is None else dict(model.offsets)
 
     def apply_batch(
         self, items: Sequence[Item], generation: int, *, check_current: bool = True

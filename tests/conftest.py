@@ -89,3 +89,34 @@ def prometheus_url() -> str:
         pytest.fail("prometheus is not installed: run `make infra-install`")
     subprocess.run([str(REPO_ROOT / "infra/prometheus.sh"), "start"], check=True, timeout=120)
     return f"http://127.0.0.1:{os.environ.get('JOBTRAIL_PROMETHEUS_PORT', '9090')}"
+
+
+def _start(service: str) -> None:
+    subprocess.run([str(REPO_ROOT / f"infra/{service}.sh"), "start"], check=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    given = os.environ.get("JOBTRAIL_TEST_REDIS_URL")
+    if given:
+        return given
+    if shutil.which("redis-server") is None:
+        pytest.fail("redis-server is not installed: run `make infra-install`")
+    _start("redis")
+    return f"redis://127.0.0.1:{os.environ.get('JOBTRAIL_REDIS_PORT', '6379')}/0"
+
+
+@pytest.fixture(scope="session")
+def couchbase_connstr() -> str:
+    given = os.environ.get("JOBTRAIL_TEST_COUCHBASE_CONNSTR")
+    if given:
+        return given
+    if shutil.which("java") is None:
+        pytest.fail("java is needed for the local Couchbase mock (infra/couchbase.sh)")
+    _start("couchbase")
+    infra = Path(os.environ.get("JOBTRAIL_INFRA_DIR", REPO_ROOT / ".infra-data"))
+    return (infra / "couchbase" / "connstr").read_text().strip()
+
+
+def unique_prefix(separator: str) -> str:
+    return f"test-{uuid.uuid4().hex[:10]}{separator}"

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import zlib
 from datetime import datetime, timedelta
 
 from hypothesis import strategies as st
 
+from projections.model import Position
 from schemas.job_event import EPOCH, JobError, JobEvent, JobEventType
 
 
@@ -55,3 +57,16 @@ events = st.builds(
     will_retry=st.none() | st.booleans(),
     attributes=st.dictionaries(_text, _text, max_size=4),
 )
+
+
+def positioned(
+    events: list[JobEvent], partitions: int = 6, topic: str = "t.job-events"
+) -> list[tuple[Position, JobEvent]]:
+    """Gives events log positions as Kafka would: one partition per job, offsets in order."""
+    next_offset = [0] * partitions
+    result = []
+    for event in events:
+        partition = zlib.crc32(event.job_id.encode()) % partitions
+        result.append((Position(topic, partition, next_offset[partition]), event))
+        next_offset[partition] += 1
+    return result

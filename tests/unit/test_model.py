@@ -1,0 +1,129 @@
+"""The read model's fold: the specification every store is compared with."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+from projections.model import JobState, Position, ReadModel, retry_success_chance
+from schemas.job_event import JobError, JobEvent, JobEventType
+from tests.factories import make_event
+
+T = JobEventType
+
+
+def lifecycle(job_id: str, *steps: tuple[JobEventType, dict[str, object]]) -> list[JobEvent]:
+    base = make_event(job_id=job_id, error=None, will_retry=None, attempt=1)
+    events = []
+    for index, (kind, fields) in enumerate(steps):
+        at = base.occurred_at + timedelta(seconds=index)
+        events.append(
+            make_event(
+                **{
+                    **_fields(base),
+                    "event_id": f"{job_id}-{index}",
+                    "type": kind,
+                    "occurred_at": at,
+                    **fields,
+                }
+            )
+        )
+    return events
+
+
+def _fields(event: JobEvent) -> dict[str, object]:
+    return {name: getattr(event, name) for name in event.__slots__}  # type: ignore[attr-defined]
+
+
+def fold(events: list[JobEvent]) -> ReadModel:
+    model = ReadModel()
+    for offset, event in enumerate(events):
+        model.apply(event, Position("t", 0, offset))
+    return model.normalized()
+
+
+ERROR = JobError("TimeoutError", "timed out after 3000 ms")
+
+
+def test_a_job_that_fails_once_then_completes() -> None:
+    events = lifecycle(
+        "j1",
+        (T.QUEUED, {"data": '{"x":1}'}),
+        (T.ACTIVE, {"worker": "w1"}),
+        (T.FAILED, {"error": ERROR, "will_retry": True, "worker": "w1"}),
+        (T.ACTIVE, {"attempt": 2, "worker": "w2"}),
+        (T.PROGRESS, {"attempt": 2, "progress": 50.0}),
+        (T.COMPLETED, {"attempt": 2, "worker": "w2"}),
+    )
+    model = fold(events)
+    job = model.jobs["j1"]
+    assert job.state is JobState.COMPLETED
+    assert (job.attempts, job.failures, job.worker, job.progress) == (2, 1, "w2", "50.0")
+    assert job.data == '{"x":1}' and job.last_error_type == "TimeoutError"
+    assert job.first_started_at is not None and job.first_started_at < (job.last_started_at or 0)
+    name = model.names["send-email"]
+    assert name.counts == Counter({"completed": 1})
+    assert name.retries == Counter({"completed:1": 1})
+    assert name.active == set()
+    (fp,) = model.fingerprints.values()
+    assert fp.count == 1 and fp.template == "TimeoutError: timed out after <duration>"
+
+
+def test_states_move_between_counters_and_the_active_set() -> None:
+    events = lifecycle("j2", (T.QUEUED, {}), (T.ACTIVE, {}))
+    model = fold(events)
+    assert model.names["send-email"].counts == Counter({"active": 1})
+    assert model.names["send-email"].active == {"j2"}
+    assert model.jobs["j2"].state is JobState.ACTIVE
+
+
+def test_terminal_failure_and_retry_chances() -> None:
+    events = lifecycle(
+        "j3",
+        (T.QUEUED, {}),
+        (T.ACTIVE, {}),
+        (T.FAILED, {"error": ERROR, "will_retry": True}),
+        (T.ACTIVE, {"attempt": 2}),
+        (T.FAILED, {"attempt": 2, "error": ERROR, "will_retry": False}),
+    )
+    events += lifecycle(
+        "j4",
+        (T.QUEUED, {}),
+        (T.ACTIVE, {}),
+        (T.FAILED, {"error": ERROR, "will_retry": True}),
+        (T.ACTIVE, {"attempt": 2}),
+        (T.COMPLETED, {"attempt": 2}),
+    )
+    model = fold(events)
+    retries = model.names["send-email"].retries
+    assert retries == Counter({"failed:2": 1, "completed:1": 1})
+    assert retry_success_chance(retries, 1) == 0.5  # both failed once; one still completed
+    assert retry_success_chance(retries, 2) == 0.0
+    assert retry_success_chance(retries, 3) is None
+    assert model.fingerprints[next(iter(model.fingerprints))].count == 3
+
+
+def test_redelivered_events_change_nothing() -> None:
+    events = lifecycle("j5", (T.QUEUED, {}), (T.ACTIVE, {}), (T.COMPLETED, {}))
+    model = ReadModel()
+    for offset, event in enumerate(events):
+        assert model.apply(event, Position("t", 0, offset))
+    before = repr(model)
+    for offset, event in enumerate(events):
+        assert not model.apply(event, Position("t", 0, offset))
+    assert repr(model) == before
+
+
+def test_input_data_is_written_once_at_creation() -> None:
+    events = lifecycle("j6", (T.QUEUED, {"data": "first"}), (T.QUEUED, {"data": "second"}))
+    assert fold(events).jobs["j6"].data == "first"
+    late = lifecycle("j7", (T.ACTIVE, {"data": "not an input"}))
+    assert fold(late).jobs["j7"].data is None
+
+
+def test_latest_invocation_ties_are_broken_by_job_id() -> None:
+    a = lifecycle("job-a", (T.QUEUED, {"data": "a"}))
+    b = lifecycle("job-b", (T.QUEUED, {"data": "b"}))
+    assert fold(a + b).names["send-email"].latest == fold(b + a).names["send-email"].latest
+    latest = fold(a + b).names["send-email"].latest
+    assert latest is not None and latest.job_id == "job-b"
