@@ -76,7 +76,8 @@ class Projector:
         self.settings = settings or ProjectorSettings()
         self.metrics = metrics
         self.topic = topic_catalog(self.kafka.topic_prefix).job_events.name
-        self.group_id = f"jobtrail-projection-{store.name}"
+        # One group per projection and topic prefix: two deployments never share members.
+        self.group_id = f"{self.kafka.topic_prefix}projection-{store.name}"
         self.codec = create_codec(self.kafka.schema_registry_url)
         self.stopping = threading.Event()
         self.stats = ProjectorStats()
@@ -89,7 +90,14 @@ class Projector:
     def start(self) -> Projector:
         self.store.setup()
         self._generation = self._until_store_answers(self.store.current_generation)
-        consumer = Consumer(consumer_config(self.kafka, self.group_id))
+        consumer = Consumer(
+            consumer_config(
+                self.kafka,
+                self.group_id,
+                # A crashed member holds its partitions until this passes: keep it short.
+                **{"session.timeout.ms": self.settings.session_timeout_ms},
+            )
+        )
         fetch_metadata(consumer, self.kafka, required=[self.topic])
         consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._consumer = consumer
@@ -111,7 +119,9 @@ class Projector:
                 if m.error() is None
             ]  # fmt: skip
             if not messages:
-                if idle_stop_s is not None and time.monotonic() - last_record > idle_stop_s:
+                if not self._assignment:
+                    last_record = time.monotonic()  # joining the group is not being idle
+                elif idle_stop_s is not None and time.monotonic() - last_record > idle_stop_s:
                     break
                 continue
             last_record = time.monotonic()

@@ -23,6 +23,9 @@ class ProjectorSettings(BaseSettings):
         default=10.0, gt=0, description="Longest back-off while a store is down"
     )
     metrics_port: int = Field(default=0, ge=0, description="Prometheus port (0: off)")
+    session_timeout_ms: int = Field(
+        default=10_000, ge=6000, description="How soon the group notices a crashed projector"
+    )
 
 
 class CouchbaseSettings(BaseSettings):
