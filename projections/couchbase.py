@@ -27,6 +27,7 @@ from couchbase.auth import PasswordAuthenticator
 from couchbase.cluster import Cluster
 from couchbase.collection import Collection
 from couchbase.exceptions import (
+    AmbiguousTimeoutException,
     CasMismatchException,
     CouchbaseException,
     DocumentExistsException,
@@ -51,7 +52,12 @@ from projections.settings import CouchbaseSettings
 from schemas.job_event import JobEvent, millis
 
 T = TypeVar("T")
-_UNAVAILABLE = (UnAmbiguousTimeoutException, TimeoutException, RequestCanceledException)
+_UNAVAILABLE = (
+    AmbiguousTimeoutException,
+    UnAmbiguousTimeoutException,
+    TimeoutException,
+    RequestCanceledException,
+)
 
 
 class CouchbaseStore:
