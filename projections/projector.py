@@ -14,7 +14,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import TypeVar
 
 import structlog
@@ -23,7 +24,13 @@ from confluent_kafka import Consumer, Message, TopicPartition
 from jobtrail.errors import SchemaError
 from projections.metrics import ProjectorMetrics
 from projections.model import Position
-from projections.ports import Item, ProjectionStore, StaleGenerationError, StoreUnavailableError
+from projections.ports import (
+    BatchResult,
+    Item,
+    ProjectionStore,
+    StaleGenerationError,
+    StoreUnavailableError,
+)
 from projections.settings import ProjectorSettings
 from schemas.codec import JobEventCodec, create_codec
 from streams.consumer import next_offsets
@@ -50,6 +57,15 @@ def decode_items(messages: Sequence[Message], codec: JobEventCodec) -> tuple[lis
             items.append((position, None))
             failed += 1
     return items, failed
+
+
+@dataclass(slots=True)
+class _InFlight:
+    future: Future[BatchResult]
+    messages: list[Message]
+    size: int
+    failed: int
+    started: float = field(default_factory=time.perf_counter)
 
 
 @dataclass(slots=True)
@@ -84,6 +100,8 @@ class Projector:
         self._consumer: Consumer | None = None
         self._generation = 0
         self._assignment: list[TopicPartition] = []
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"apply-{store.name}")
+        self._in_flight: _InFlight | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -110,56 +128,78 @@ class Projector:
             self._consumer = None
 
     def run(self, *, idle_stop_s: float | None = None) -> ProjectorStats:
-        """Projects until `stopping` is set, or until no record came for `idle_stop_s`."""
+        """Projects until `stopping` is set, or until no record came for `idle_stop_s`.
+
+        Pipelined: while the store applies one batch (on a worker thread; the store's client
+        waits on the network without holding the GIL), the next one is consumed and decoded.
+        """
         consumer = self._require_consumer()
         last_record = time.monotonic()
-        while not self.stopping.is_set():
-            messages = [
-                m for m in consumer.consume(self.settings.batch_size, self.settings.batch_wait_s)
-                if m.error() is None
-            ]  # fmt: skip
-            if not messages:
-                if not self._assignment:
-                    last_record = time.monotonic()  # joining the group is not being idle
-                elif idle_stop_s is not None and time.monotonic() - last_record > idle_stop_s:
-                    break
-                continue
-            last_record = time.monotonic()
-            self._project(messages)
+        try:
+            while not self.stopping.is_set():
+                batch = consumer.consume(self.settings.batch_size, self.settings.batch_wait_s)
+                messages = [m for m in batch if m.error() is None]
+                if not messages:
+                    self._settle()  # never hold an applied-but-uncommitted batch while idle
+                    if not self._assignment:
+                        last_record = time.monotonic()  # joining the group is not being idle
+                    elif idle_stop_s is not None and time.monotonic() - last_record > idle_stop_s:
+                        break
+                    continue
+                items, failed = decode_items(messages, self.codec)
+                settled = self._settle()
+                last_record = time.monotonic()  # a store outage waited out is not idleness
+                if not settled:
+                    continue  # repositioned from the store: these records will come again
+                future = self._pool.submit(self.store.apply_batch, items, self._generation)
+                self._in_flight = _InFlight(future, messages, len(items), failed)
+        finally:
+            self._settle()
         return self.stats
 
     # -- one batch -------------------------------------------------------------------------------
 
-    def _project(self, messages: list[Message]) -> None:
-        items, failed = decode_items(messages, self.codec)
-        self.stats.undecodable += failed
-        assignment_before = list(self._assignment)
+    def _settle(self) -> bool:
+        """Waits for the batch in flight; commits it, or repositions from the store when it
+        failed. True when the projector can go on from where it consumed."""
+        in_flight, self._in_flight = self._in_flight, None
+        if in_flight is None:
+            return True
+        try:
+            result = in_flight.future.result()
+        except StaleGenerationError:
+            # A rebuild switched readers to a new generation: continue from where it stands.
+            self._generation = self._until_store_answers(self.store.current_generation)
+            self._gauge_generation()
+            self._reposition(self._assignment)
+            self.stats.repositions += 1
+            return False
+        except StoreUnavailableError as exc:
+            self._wait_for_store(exc)
+            self._reposition(self._assignment)
+            self.stats.repositions += 1
+            return False
+        self._record(result.applied, result.duplicates, in_flight.size, in_flight.failed,
+                     in_flight.started)  # fmt: skip
+        self._require_consumer().commit(offsets=next_offsets(in_flight.messages), asynchronous=True)
+        return True
+
+    def _wait_for_store(self, error: StoreUnavailableError) -> None:
+        """Backs off, partitions paused (still in the group), until the store answers again."""
         backoff = 0.1
         while not self.stopping.is_set():
-            started = time.perf_counter()
+            self.stats.store_errors += 1
+            if self.metrics:
+                self.metrics.store_errors.labels(self.store.name).inc()
+            log.warning("store unavailable, retrying", store=self.store.name, error=str(error),
+                        retry_in_s=backoff)  # fmt: skip
+            self._wait_paused(backoff)
+            backoff = min(backoff * 2, self.settings.retry_max_s)
             try:
-                result = self.store.apply_batch(items, self._generation)
-            except StaleGenerationError:
-                # A rebuild switched readers to a new generation: continue from where it is.
-                self._generation = self._until_store_answers(self.store.current_generation)
-                self._gauge_generation()
-                self._reposition(self._assignment)
-                self.stats.repositions += 1
+                self.store.applied_offsets(self._generation)
                 return
-            except StoreUnavailableError as exc:
-                self.stats.store_errors += 1
-                if self.metrics:
-                    self.metrics.store_errors.labels(self.store.name).inc()
-                log.warning("store unavailable, retrying", store=self.store.name, error=str(exc),
-                            retry_in_s=backoff)  # fmt: skip
-                self._wait_paused(backoff)
-                backoff = min(backoff * 2, self.settings.retry_max_s)
-                if self._assignment != assignment_before:
-                    return  # rebalanced meanwhile: on_assign repositioned from the store
-                continue
-            self._record(result.applied, result.duplicates, len(items), failed, started)
-            self._require_consumer().commit(offsets=next_offsets(messages), asynchronous=True)
-            return
+            except StoreUnavailableError as again:
+                error = again
 
     def _wait_paused(self, seconds: float) -> None:
         """Waits without consuming, still serving group membership and rebalance callbacks."""
@@ -176,6 +216,7 @@ class Projector:
         self, applied: int, duplicates: int, size: int, failed: int, started: float
     ) -> None:
         self.stats.batches += 1
+        self.stats.undecodable += failed
         self.stats.applied += applied
         self.stats.duplicates += duplicates
         if self.metrics is None:
@@ -206,6 +247,9 @@ class Projector:
         self._assignment = list(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Finish the batch in flight first: once revoked, another member may write these
+        # partitions, and the single-writer guarantee of the offset guard must hold.
+        self._settle()
         self._assignment = []
 
     def _reposition(self, partitions: list[TopicPartition]) -> None:

@@ -65,5 +65,21 @@ def test_demo_flows_into_kafka_and_prometheus(kafka_bootstrap: str, prometheus_u
         assert len(lines) == sent
         assert sum(1 for e in lines if e["type"] == "QUEUED") == 300
         assert len({e["event_id"] for e in lines}) == sent
+
+        # The Redis projection folds them; Prometheus sees what it applied.
+        env["JOBTRAIL_REDIS_PREFIX"] = prefix
+        projector = jobtrail("project", "redis", "--idle-stop-s", "12", "--metrics-port", "8002")
+        applied_query = 'jobtrail_projection_events_applied_total{projection="redis"}'
+        seen = None
+        deadline = time.monotonic() + 40
+        while time.monotonic() < deadline and projector.poll() is None and seen != sent:
+            seen = prometheus_value(prometheus_url, applied_query)
+            time.sleep(1)
+        _, err = projector.communicate(timeout=120)
+        assert projector.returncode == 0, err
+        assert seen == sent, f"Prometheus saw {seen} applied events, the demo sent {sent}"
+        stats = jobtrail("stats")
+        out, _ = stats.communicate(timeout=60)
+        assert stats.returncode == 0 and "send-email" in out
     finally:
         TopicAdmin(settings).delete(s.name for s in catalog_of(settings).all())
