@@ -9,7 +9,8 @@ DEMO_RATE ?= 0
 
 .DEFAULT_GOAL := help
 .PHONY: help setup infra-install infra-up infra-down infra-status infra-logs topics demo up down \
-        test test-unit test-integration lint format typecheck bench-produce clean
+        test test-unit test-integration lint format typecheck bench-produce bench-projections \
+        project-redis project-couchbase rebuild-redis rebuild-couchbase stats clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -46,8 +47,12 @@ demo: setup ## produce the demo workload (DEMO_JOBS jobs at DEMO_RATE events/s, 
 	$(JOBTRAIL) demo --jobs $(DEMO_JOBS) --rate $(DEMO_RATE)
 
 up: setup infra-up topics demo ## install what is missing, start services, run the pipeline with a demo
-	@echo "jobtrail is up: Kafka 127.0.0.1:9092, Redis 127.0.0.1:6379, Prometheus http://127.0.0.1:9090"
-	@echo "look at the events: $(JOBTRAIL) tail --from-beginning --max 5"
+	$(JOBTRAIL) project redis --idle-stop-s 3
+	$(JOBTRAIL) project couchbase --idle-stop-s 3
+	$(JOBTRAIL) stats
+	@echo "jobtrail is up: Kafka 127.0.0.1:9092, Redis 127.0.0.1:6379, Couchbase mock 127.0.0.1:11210,"
+	@echo "Prometheus http://127.0.0.1:9090. Events: $(JOBTRAIL) tail --from-beginning --max 5;"
+	@echo "keep the read models live with: make project-redis / make project-couchbase"
 
 down: infra-down ## stop everything
 
@@ -73,6 +78,24 @@ test: setup lint typecheck infra-up ## everything CI runs: lint, types, unit, in
 
 bench-produce: setup infra-up ## SDK producer vs bare confluent-kafka vs Kafka ProducerPerformance
 	$(BIN)/python -m bench.produce
+
+bench-projections: setup infra-up ## projections vs redis-benchmark and bare Couchbase upserts; 1M rebuild
+	$(BIN)/python -m bench.projections
+
+project-redis: setup ## run the Redis projection (until Ctrl-C)
+	$(JOBTRAIL) project redis
+
+project-couchbase: setup ## run the Couchbase projection (until Ctrl-C)
+	$(JOBTRAIL) project couchbase
+
+rebuild-redis: setup ## rebuild the Redis read model from the log
+	$(JOBTRAIL) rebuild redis
+
+rebuild-couchbase: setup ## rebuild the Couchbase read model from the log
+	$(JOBTRAIL) rebuild couchbase
+
+stats: setup ## job statistics from the Redis read model
+	$(JOBTRAIL) stats
 
 clean: infra-down ## stop services and delete their data and the virtualenv
 	rm -rf .infra-data $(VENV)

@@ -47,7 +47,13 @@ from projections.couchbase_docs import (
     view_from_document,
 )
 from projections.model import Position, ReadModel
-from projections.ports import BatchResult, Item, StaleGenerationError, StoreUnavailableError
+from projections.ports import (
+    BatchResult,
+    Item,
+    PendingBatch,
+    StaleGenerationError,
+    StoreUnavailableError,
+)
 from projections.settings import CouchbaseSettings
 from schemas.job_event import JobEvent, millis
 
@@ -67,6 +73,7 @@ class CouchbaseStore:
         self.settings = settings or CouchbaseSettings()
         self._collection: Collection | None = None
         self._pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="couchbase")
+        self._submitter = ThreadPoolExecutor(1, thread_name_prefix="couchbase-batch")
 
     def setup(self) -> None:
         s = self.settings
@@ -193,6 +200,14 @@ class CouchbaseStore:
         _guarded(lambda: self._advance_offsets(ns, offsets))
         applied = sum(a for a, _ in results)
         return BatchResult(applied + skipped, sum(d for _, d in results))
+
+    def submit_batch(
+        self, items: Sequence[Item], generation: int, *, check_current: bool = True
+    ) -> PendingBatch:
+        # The SDK waits on the network without the GIL: a thread applies while the caller goes on.
+        return self._submitter.submit(
+            self.apply_batch, items, generation, check_current=check_current
+        )
 
     def _apply_job(self, ns: str, run: list[tuple[Position, JobEvent]]) -> tuple[int, int]:
         key = ns + "job::" + run[0][1].job_id

@@ -6,7 +6,7 @@ import copy
 from collections.abc import Sequence
 
 from projections.model import ReadModel
-from projections.ports import BatchResult, Item, StaleGenerationError
+from projections.ports import BatchResult, Done, Item, PendingBatch, StaleGenerationError
 
 
 class MemoryStore:
@@ -51,6 +51,11 @@ class MemoryStore:
             done = model.skip(position) if event is None else model.apply(event, position)
             applied += done
         return BatchResult(applied, len(items) - applied)
+
+    def submit_batch(
+        self, items: Sequence[Item], generation: int, *, check_current: bool = True
+    ) -> PendingBatch:
+        return Done(lambda: self.apply_batch(items, generation, check_current=check_current))
 
     def snapshot(self, generation: int) -> ReadModel:
         return copy.deepcopy(self._generations[generation]).normalized()

@@ -9,7 +9,7 @@ switch never skips or repeats an event.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -38,6 +38,29 @@ class StoreUnavailableError(JobtrailError):
 class BatchResult:
     applied: int
     duplicates: int
+
+
+class PendingBatch(Protocol):
+    """A batch handed to the store; `result()` waits for it (and raises what apply_batch would)."""
+
+    def result(self) -> BatchResult: ...
+
+
+class Done:
+    """A batch already applied (or failed) when it was submitted."""
+
+    def __init__(self, apply: Callable[[], BatchResult]) -> None:
+        try:
+            self._result: BatchResult | None = apply()
+            self._error: Exception | None = None
+        except Exception as exc:  # re-raised by result(), where the caller waits for it
+            self._result, self._error = None, exc
+
+    def result(self) -> BatchResult:
+        if self._error is not None:
+            raise self._error
+        assert self._result is not None
+        return self._result
 
 
 class ProjectionStore(Protocol):
@@ -72,6 +95,13 @@ class ProjectionStore(Protocol):
     ) -> BatchResult:
         """Applies each item at most once, atomically per item. With `check_current`, raises
         `StaleGenerationError` (applying nothing) when `generation` is no longer current."""
+        ...
+
+    def submit_batch(
+        self, items: Sequence[Item], generation: int, *, check_current: bool = True
+    ) -> PendingBatch:
+        """Starts `apply_batch(items, generation, check_current=...)`; returns at once when the
+        store can work in parallel with the caller (which decodes the next batch meanwhile)."""
         ...
 
     def snapshot(self, generation: int) -> ReadModel:

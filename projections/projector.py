@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -27,6 +26,7 @@ from projections.model import Position
 from projections.ports import (
     BatchResult,
     Item,
+    PendingBatch,
     ProjectionStore,
     StaleGenerationError,
     StoreUnavailableError,
@@ -59,9 +59,19 @@ def decode_items(messages: Sequence[Message], codec: JobEventCodec) -> tuple[lis
     return items, failed
 
 
+class _Failed:
+    """A batch the store refused at once: settling it goes through the outage path."""
+
+    def __init__(self, error: StoreUnavailableError) -> None:
+        self._error = error
+
+    def result(self) -> BatchResult:
+        raise self._error
+
+
 @dataclass(slots=True)
 class _InFlight:
-    future: Future[BatchResult]
+    pending: PendingBatch
     messages: list[Message]
     size: int
     failed: int
@@ -76,6 +86,13 @@ class ProjectorStats:
     undecodable: int = 0
     store_errors: int = 0
     repositions: int = 0
+    first_consumed_at: float = 0.0  # monotonic: when the first records arrived
+    last_applied_at: float = 0.0  # monotonic: when the last batch was applied
+
+    @property
+    def events_per_s(self) -> float:
+        busy = self.last_applied_at - self.first_consumed_at
+        return self.applied / busy if busy > 0 else 0.0
 
 
 class Projector:
@@ -100,7 +117,6 @@ class Projector:
         self._consumer: Consumer | None = None
         self._generation = 0
         self._assignment: list[TopicPartition] = []
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"apply-{store.name}")
         self._in_flight: _InFlight | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -130,8 +146,8 @@ class Projector:
     def run(self, *, idle_stop_s: float | None = None) -> ProjectorStats:
         """Projects until `stopping` is set, or until no record came for `idle_stop_s`.
 
-        Pipelined: while the store applies one batch (on a worker thread; the store's client
-        waits on the network without holding the GIL), the next one is consumed and decoded.
+        Pipelined: while the store applies one batch (`submit_batch` returns before the store
+        has answered), the next one is consumed and decoded.
         """
         consumer = self._require_consumer()
         last_record = time.monotonic()
@@ -146,13 +162,18 @@ class Projector:
                     elif idle_stop_s is not None and time.monotonic() - last_record > idle_stop_s:
                         break
                     continue
+                if not self.stats.first_consumed_at:
+                    self.stats.first_consumed_at = time.monotonic()
                 items, failed = decode_items(messages, self.codec)
                 settled = self._settle()
                 last_record = time.monotonic()  # a store outage waited out is not idleness
                 if not settled:
                     continue  # repositioned from the store: these records will come again
-                future = self._pool.submit(self.store.apply_batch, items, self._generation)
-                self._in_flight = _InFlight(future, messages, len(items), failed)
+                try:
+                    pending = self.store.submit_batch(items, self._generation)
+                except StoreUnavailableError as exc:
+                    pending = _Failed(exc)
+                self._in_flight = _InFlight(pending, messages, len(items), failed)
         finally:
             self._settle()
         return self.stats
@@ -166,7 +187,7 @@ class Projector:
         if in_flight is None:
             return True
         try:
-            result = in_flight.future.result()
+            result = in_flight.pending.result()
         except StaleGenerationError:
             # A rebuild switched readers to a new generation: continue from where it stands.
             self._generation = self._until_store_answers(self.store.current_generation)
@@ -216,6 +237,7 @@ class Projector:
         self, applied: int, duplicates: int, size: int, failed: int, started: float
     ) -> None:
         self.stats.batches += 1
+        self.stats.last_applied_at = time.monotonic()
         self.stats.undecodable += failed
         self.stats.applied += applied
         self.stats.duplicates += duplicates

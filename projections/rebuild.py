@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from projections.ports import ProjectionStore
+from projections.ports import PendingBatch, ProjectionStore
 from projections.projector import decode_items
 from schemas.codec import create_codec
 from streams.kafka_config import consumer_config
@@ -63,13 +63,19 @@ def rebuild(
         # them (about fetch.wait.max.ms each).
         low = {tp.partition: consumer.get_watermark_offsets(tp, timeout=10)[0] for tp in partitions}
         consumer.assign(partitions)
+        pending: PendingBatch | None = None
         while True:
             messages = [m for m in consumer.consume(batch_size, 0.5) if m.error() is None]
             if messages:
-                items, failed = decode_items(messages, codec)
-                store.apply_batch(items, new, check_current=False)
+                items, failed = decode_items(messages, codec)  # while the last batch applies
+                if pending is not None:
+                    pending.result()
+                pending = store.submit_batch(items, new, check_current=False)
                 records += len(messages)
                 undecodable += failed
+            elif pending is not None:
+                pending.result()
+                pending = None
             # Every fetch response carries the partition's high watermark: the cached values are
             # as fresh as the last fetch, which is all "caught up" can mean on a live log.
             total, remaining = _log_size(consumer, partitions, low)

@@ -34,7 +34,13 @@ from projections.model import (
     Position,
     ReadModel,
 )
-from projections.ports import BatchResult, Item, StaleGenerationError, StoreUnavailableError
+from projections.ports import (
+    BatchResult,
+    Item,
+    PendingBatch,
+    StaleGenerationError,
+    StoreUnavailableError,
+)
 from projections.settings import RedisSettings
 from schemas.job_event import JobEvent, JobEventType, millis
 
@@ -143,18 +149,38 @@ class RedisStore:
     ) -> BatchResult:
         if self._script is None:
             raise RuntimeError("RedisStore.setup() was not called")
+        args = self._script_args(items, generation, check_current)
+        with _unavailable_as_typed():
+            applied, duplicates = self._script(keys=[], args=args)
+        return _batch_result(applied, duplicates, generation)
+
+    def submit_batch(
+        self, items: Sequence[Item], generation: int, *, check_current: bool = True
+    ) -> PendingBatch:
+        """Sends the script call and returns without waiting for the reply: Redis runs the batch
+        while the caller decodes the next one, in one thread (no GIL contention)."""
+        if self._script is None:
+            raise RuntimeError("RedisStore.setup() was not called")
+        args = self._script_args(items, generation, check_current)
+        pool = self.client.connection_pool
+        with _unavailable_as_typed():
+            connection = pool.get_connection()
+            try:
+                connection.send_command("EVALSHA", self._script.sha, 0, *args)  # type: ignore[no-untyped-call]
+            except BaseException:
+                connection.disconnect()  # type: ignore[no-untyped-call]
+                pool.release(connection)
+                raise
+        return _RedisPending(self, connection, items, generation, check_current)
+
+    def _script_args(self, items: Sequence[Item], generation: int, check: bool) -> list[str]:
         rows = json.dumps([event_row(position, event) for position, event in items])
-        args = [
+        return [
             self.namespace(generation),
-            str(generation) if check_current else "",
+            str(generation) if check else "",
             self.pointer_key,
             rows,
         ]
-        with _unavailable_as_typed():
-            applied, duplicates = self._script(keys=[], args=args)
-        if applied < 0:
-            raise StaleGenerationError(f"redis generation {generation} is no longer current")
-        return BatchResult(int(applied), int(duplicates))
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -223,6 +249,42 @@ def _hash(raw: Any) -> dict[str, str]:
 
 def _members(raw: Any) -> list[str]:
     return sorted(cast(set[str], raw))
+
+
+def _batch_result(applied: int, duplicates: int, generation: int) -> BatchResult:
+    if applied < 0:
+        raise StaleGenerationError(f"redis generation {generation} is no longer current")
+    return BatchResult(int(applied), int(duplicates))
+
+
+class _RedisPending:
+    """The reply of a script call sent by `submit_batch`."""
+
+    def __init__(
+        self,
+        store: RedisStore,
+        connection: Any,
+        items: Sequence[Item],
+        generation: int,
+        check_current: bool,
+    ) -> None:
+        self._store, self._connection = store, connection
+        self._items, self._generation, self._check = items, generation, check_current
+
+    def result(self) -> BatchResult:
+        pool = self._store.client.connection_pool
+        try:
+            with _unavailable_as_typed():
+                applied, duplicates = self._connection.read_response()
+        except redis.exceptions.NoScriptError:
+            # Redis restarted and forgot the script: the blocking path loads it again.
+            return self._store.apply_batch(self._items, self._generation, check_current=self._check)
+        except BaseException:
+            self._connection.disconnect()  # a reply may still be on its way: never reuse it
+            raise
+        finally:
+            pool.release(self._connection)
+        return _batch_result(applied, duplicates, self._generation)
 
 
 def _hgetall_many(client: redis.Redis, keys: list[str]) -> Iterator[dict[str, str]]:

@@ -23,6 +23,7 @@ from fastavro.validation import validate
 
 from jobtrail.errors import CorruptMessageError, EncodeError, UnknownSchemaError
 from schemas.job_event import JobEvent, job_event_schema
+from schemas.job_event_reader import read_job_event
 from schemas.job_event_writer import SCHEMA_FINGERPRINT, write_job_event
 
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
@@ -104,6 +105,11 @@ class SingleObjectCodec:
         return buffer.getvalue()
 
     def decode(self, data: bytes, topic: str = "") -> JobEvent:
+        if self._fast and data[2:SINGLE_OBJECT_HEADER_LEN] == self._header[2:]:
+            try:
+                return read_job_event(data, SINGLE_OBJECT_HEADER_LEN)
+            except (ValueError, IndexError, UnicodeDecodeError, OverflowError, struct.error):
+                pass  # fastavro says precisely what is wrong (or reads what this could not)
         return JobEvent.from_avro(self.decode_record(data))
 
     def decode_record(self, data: bytes) -> dict[str, Any]:
