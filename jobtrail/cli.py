@@ -258,9 +258,10 @@ def rebuild(store: Annotated[str, typer.Argument(help="redis or couchbase")]) ->
             open_store(StoreKind(store)),
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
+    rate = report.records / max(report.replay_seconds, 1e-9)
     console.print(
         f"rebuilt generation {report.new_generation} from {report.records} records in"
-        f" {report.seconds:.1f} s ({report.records / max(report.seconds, 1e-9):,.0f}/s);"
+        f" {report.replay_seconds:.1f} s ({rate:,.0f}/s);"
         f" readers switched from generation {report.old_generation}, which was dropped"
     )
 

@@ -32,7 +32,8 @@ class RebuildReport:
     new_generation: int
     records: int
     undecodable: int
-    seconds: float
+    replay_seconds: float  # from the start until readers were switched
+    seconds: float  # including dropping the old generation
 
 
 def rebuild(
@@ -84,6 +85,7 @@ def rebuild(
             if not messages and remaining == 0:
                 break
         store.switch_to(new)
+        replayed = time.monotonic() - started
     except BaseException:
         store.drop(new)  # never leave a half-built generation behind
         raise
@@ -91,7 +93,7 @@ def rebuild(
         consumer.close()
     time.sleep(drop_grace_s)  # let in-flight batches written for the old generation land first
     store.drop(old)
-    return RebuildReport(old, new, records, undecodable, time.monotonic() - started)
+    return RebuildReport(old, new, records, undecodable, replayed, time.monotonic() - started)
 
 
 def _log_size(
