@@ -15,6 +15,7 @@ import uuid
 from streams.admin import TopicAdmin
 from streams.settings import KafkaSettings
 from tests.conftest import REPO_ROOT, catalog_of
+from tests.integration.stores import delete_redis_prefix
 
 METRICS_PORT = "8000"  # scraped by infra/prometheus/prometheus.yml
 
@@ -26,7 +27,9 @@ def prometheus_value(base: str, query: str) -> float | None:
     return float(result[0]["value"][1]) if result else None
 
 
-def test_demo_flows_into_kafka_and_prometheus(kafka_bootstrap: str, prometheus_url: str) -> None:
+def test_demo_flows_into_kafka_and_prometheus(
+    kafka_bootstrap: str, prometheus_url: str, redis_url: str
+) -> None:
     prefix = f"e2e-{uuid.uuid4().hex[:8]}."
     env = {
         **os.environ,
@@ -68,6 +71,7 @@ def test_demo_flows_into_kafka_and_prometheus(kafka_bootstrap: str, prometheus_u
 
         # The Redis projection folds them; Prometheus sees what it applied.
         env["JOBTRAIL_REDIS_PREFIX"] = prefix
+        env["JOBTRAIL_REDIS_URL"] = redis_url
         projector = jobtrail("project", "redis", "--idle-stop-s", "12", "--metrics-port", "8002")
         applied_query = 'jobtrail_projection_events_applied_total{projection="redis"}'
         seen = None
@@ -83,3 +87,4 @@ def test_demo_flows_into_kafka_and_prometheus(kafka_bootstrap: str, prometheus_u
         assert stats.returncode == 0 and "send-email" in out
     finally:
         TopicAdmin(settings).delete(s.name for s in catalog_of(settings).all())
+        delete_redis_prefix(redis_url, prefix)
