@@ -79,43 +79,38 @@ def catalog_of(settings: KafkaSettings) -> TopicCatalog:
     return topic_catalog(settings.topic_prefix, settings.partitions, settings.replication_factor)
 
 
+def local_service(env_var: str, binary: str, service: str) -> str | None:
+    """The endpoint given in `env_var`, or None after starting the project's local `service`
+    (whose `binary` must be installed: failing, never skipping, when it is not)."""
+    given = os.environ.get(env_var)
+    if given:
+        return given
+    if shutil.which(binary) is None:
+        pytest.fail(f"{binary} is not installed: run `make infra-install` (or set {env_var})")
+    subprocess.run([str(REPO_ROOT / f"infra/{service}.sh"), "start"], check=True, timeout=600)
+    return None
+
+
 @pytest.fixture(scope="session")
 def prometheus_url() -> str:
     """Prometheus that scrapes the ports in infra/prometheus/prometheus.yml."""
-    given = os.environ.get("JOBTRAIL_TEST_PROMETHEUS_URL")
-    if given:
-        return given
-    if shutil.which("prometheus") is None:
-        pytest.fail("prometheus is not installed: run `make infra-install`")
-    subprocess.run([str(REPO_ROOT / "infra/prometheus.sh"), "start"], check=True, timeout=120)
-    return f"http://127.0.0.1:{os.environ.get('JOBTRAIL_PROMETHEUS_PORT', '9090')}"
-
-
-def _start(service: str) -> None:
-    subprocess.run([str(REPO_ROOT / f"infra/{service}.sh"), "start"], check=True, timeout=600)
+    port = os.environ.get("JOBTRAIL_PROMETHEUS_PORT", "9090")
+    given = local_service("JOBTRAIL_TEST_PROMETHEUS_URL", "prometheus", "prometheus")
+    return given or f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    given = os.environ.get("JOBTRAIL_TEST_REDIS_URL")
-    if given:
-        return given
-    if shutil.which("redis-server") is None:
-        pytest.fail("redis-server is not installed: run `make infra-install`")
-    _start("redis")
-    return f"redis://127.0.0.1:{os.environ.get('JOBTRAIL_REDIS_PORT', '6379')}/0"
+    port = os.environ.get("JOBTRAIL_REDIS_PORT", "6379")
+    given = local_service("JOBTRAIL_TEST_REDIS_URL", "redis-server", "redis")
+    return given or f"redis://127.0.0.1:{port}/0"
 
 
 @pytest.fixture(scope="session")
 def couchbase_connstr() -> str:
-    given = os.environ.get("JOBTRAIL_TEST_COUCHBASE_CONNSTR")
-    if given:
-        return given
-    if shutil.which("java") is None:
-        pytest.fail("java is needed for the local Couchbase mock (infra/couchbase.sh)")
-    _start("couchbase")
+    given = local_service("JOBTRAIL_TEST_COUCHBASE_CONNSTR", "java", "couchbase")
     infra = Path(os.environ.get("JOBTRAIL_INFRA_DIR", REPO_ROOT / ".infra-data"))
-    return (infra / "couchbase" / "connstr").read_text().strip()
+    return given or (infra / "couchbase" / "connstr").read_text().strip()
 
 
 def unique_prefix(separator: str) -> str:
