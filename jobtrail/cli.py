@@ -291,6 +291,21 @@ def stats(
 
 
 @app.command()
+def jobs(
+    name: Annotated[str, typer.Argument(help="A job name.")],
+    page: Annotated[int, typer.Option(help="Page number, from 0.")] = 0,
+    size: Annotated[int, typer.Option(help="Jobs per page.")] = 20,
+) -> None:
+    """Job ids of one job name from the Redis read model, newest first."""
+    from projections.redis import RedisStore
+
+    store = RedisStore()
+    store.setup()
+    for job_id in store.jobs_page(name, page, size):
+        print(job_id)
+
+
+@app.command()
 def job(job_id: Annotated[str, typer.Argument(help="The job id.")]) -> None:
     """One job from the Redis read model, as JSON."""
     import dataclasses

@@ -22,6 +22,7 @@ from projections.model import (
     FingerprintView,
     JobState,
     JobView,
+    NameView,
     Position,
     ReadModel,
     apply_job_event,
@@ -162,9 +163,8 @@ def _mutable(job: JobView) -> dict[str, Any]:
     return values
 
 
-def _name_with(view: JobView) -> Any:
-    from projections.model import NameView
-
+def _name_with(view: JobView) -> NameView:
+    """The one-job name view `apply_job_event` expects next to an existing job."""
     name = NameView()
     name.jobs[view.job_id] = view.created_at
     name.counts[view.state] += 1

@@ -69,7 +69,6 @@ class BatchConsumer:
         self.batch_wait_s = batch_wait_s
         self._consumer: Consumer | None = None
         self.stopping = threading.Event()
-        self.committed_batches = 0
 
     def start(self) -> BatchConsumer:
         consumer = Consumer(self._config)
@@ -104,7 +103,6 @@ class BatchConsumer:
     def commit(self, messages: Sequence[Message]) -> None:
         if messages:
             self.consumer.commit(offsets=next_offsets(messages), asynchronous=False)
-            self.committed_batches += 1
 
     def rewind(self, messages: Sequence[Message]) -> None:
         for tp in first_offsets(messages):

@@ -102,11 +102,6 @@ class JobEventProducer:
         )
         self.sent += 1
 
-    def send_encoded(self, key: bytes, value: bytes, event_type: JobEventType) -> None:
-        """Queues an already encoded event (bridges that encode elsewhere)."""
-        self._produce(key, value, self._headers[event_type])
-        self.sent += 1
-
     def send_all(self, events: Iterable[JobEvent]) -> int:
         """Queues many events; returns how many. The same as `send` in a loop, with the loop's
         lookups hoisted: this is the path of bulk producers, where each microsecond shows."""

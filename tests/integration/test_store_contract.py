@@ -9,6 +9,7 @@ import pytest
 from projections.memory import MemoryStore
 from projections.model import ReadModel
 from projections.ports import ProjectionStore, StaleGenerationError
+from projections.redis import RedisStore
 from schemas.job_event import JobEvent
 from streams.demo.workload import Workload, WorkloadConfig
 from tests.factories import positioned
@@ -88,3 +89,18 @@ class TestProjectionStoreContract:
         store.drop(old)
         assert store.snapshot(new) == comparable(store, reference())
         assert store.applied_offsets(old) == {}
+
+
+def test_redis_pages_job_ids_newest_first(redis_url: str, couchbase_connstr: str) -> None:
+    with store_of("redis", redis_url, couchbase_connstr) as opened:
+        store = opened
+        assert isinstance(store, RedisStore)
+        store.apply_batch(ITEMS, store.current_generation())
+        expected = sorted(
+            reference().names["send-email"].jobs.items(),
+            key=lambda kv: (kv[1], kv[0]),
+            reverse=True,
+        )
+        pages = [store.jobs_page("send-email", page, 50) for page in range(len(expected) // 50 + 1)]
+        assert [job for page in pages for job in page] == [job for job, _ in expected]
+        assert store.job_names() == sorted(reference().names)
