@@ -202,6 +202,21 @@ def tail(
         print(line, flush=True)
 
 
+# -- fingerprints -------------------------------------------------------------------------------
+
+
+@app.command()
+def fingerprint() -> None:
+    """Read messages on stdin, one per line; print `<sha256>\\t<template>` per line, in order."""
+    from processors.fingerprint import fingerprint_message
+
+    out = sys.stdout
+    for line in sys.stdin:
+        print_ = fingerprint_message(line.rstrip("\n"))
+        out.write(f"{print_.sha256}\t{print_.template}\n")
+    out.flush()
+
+
 # -- projections --------------------------------------------------------------------------------
 
 

@@ -79,5 +79,13 @@ def error_template(error: JobError) -> str:
 
 
 def fingerprint(error: JobError) -> Fingerprint:
-    template = error_template(error)
+    return _of(error_template(error))
+
+
+def fingerprint_message(message: str) -> Fingerprint:
+    """The fingerprint of a bare message (a log line, an error text without type or stack)."""
+    return _of(normalize_message(message))
+
+
+def _of(template: str) -> Fingerprint:
     return Fingerprint(hashlib.sha256(template.encode()).hexdigest(), template)
