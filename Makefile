@@ -10,7 +10,7 @@ DEMO_RATE ?= 0
 .DEFAULT_GOAL := help
 .PHONY: help setup infra-install infra-up infra-down infra-status infra-logs topics demo up down \
         test test-unit test-integration lint format typecheck bench-produce bench-projections \
-        project-redis project-couchbase rebuild-redis rebuild-couchbase stats fingerprint-accuracy clean
+        project-redis project-couchbase rebuild-redis rebuild-couchbase stats fingerprint-accuracy dashboards clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -78,6 +78,9 @@ test: setup lint typecheck infra-up ## everything CI runs: lint, types, unit, in
 
 bench-produce: setup infra-up ## SDK producer vs bare confluent-kafka vs Kafka ProducerPerformance
 	$(BIN)/python -m bench.produce
+
+dashboards: setup ## regenerate infra/grafana/dashboards/*.json from infra/grafana/dashboards.py
+	$(BIN)/python -m infra.grafana.dashboards
 
 fingerprint-accuracy: setup ## group accuracy of `jobtrail fingerprint` on tests/data/fingerprint/*.tsv
 	$(BIN)/python -m bench.fingerprint_accuracy
