@@ -49,3 +49,22 @@ apt_install() {
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$package" >/dev/null
 }
+
+# service_main NAME ADDRESS ARGS...: the subcommands every service script answers. The script
+# defines install, start and healthy and sets PIDFILE and LOGFILE; it may define its own stop,
+# and extra_command (returning 1 for what it does not know) with EXTRA_USAGE for more subcommands.
+service_main() {
+  local name=$1 address=$2
+  shift 2
+  case "${1:-}" in
+    install) install ;;
+    start) start ;;
+    stop) if declare -F stop >/dev/null; then stop; else stop_pidfile "$name" "$PIDFILE"; fi ;;
+    status) if healthy; then echo "$name: up at $address"; else echo "$name: down"; exit 1; fi ;;
+    logs) tail -n "${2:-100}" "$LOGFILE" ;;
+    *)
+      if declare -F extra_command >/dev/null && extra_command "$@"; then return 0; fi
+      echo "usage: $0 install|start|stop|status|logs${EXTRA_USAGE:-}" >&2
+      exit 2 ;;
+  esac
+}

@@ -47,7 +47,7 @@ bucket_config() {
 }
 
 # Up when the REST API serves the bucket's config and the KV port named in it accepts connections.
-healthy() { port_open "$PORT" && bucket_config | grep -q "\"direct\":$PORT"; }
+healthy() { pid_alive "$PIDFILE" && port_open "$PORT" && bucket_config | grep -q "\"direct\":$PORT"; }
 
 write_settings() {
   printf '%s\n' "$CONNSTR" > "$DIR/connstr"
@@ -82,13 +82,4 @@ start() {
 
 stop() { stop_pidfile couchbase "$PIDFILE"; rm -f "$DIR/connstr" "$DIR/env"; }
 
-case "${1:-}" in
-  install) install ;;
-  start) start ;;
-  stop) stop ;;
-  status)
-    if pid_alive "$PIDFILE" && healthy; then echo "couchbase: up at $CONNSTR (bucket $BUCKET)"
-    else echo "couchbase: down"; exit 1; fi ;;
-  logs) tail -n "${2:-100}" "$LOGFILE" ;;
-  *) echo "usage: $0 install|start|stop|status|logs" >&2; exit 2 ;;
-esac
+service_main couchbase "$CONNSTR (bucket $BUCKET)" "$@"

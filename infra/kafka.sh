@@ -68,7 +68,9 @@ java_run() {
     -cp "$LIBS/*" "$@"
 }
 
-healthy() { port_open "$PORT" && grep -q "Kafka Server started" "$LOGFILE" 2>/dev/null; }
+healthy() {
+  pid_alive "$PIDFILE" && port_open "$PORT" && grep -q "Kafka Server started" "$LOGFILE" 2>/dev/null
+}
 
 start() {
   install
@@ -92,12 +94,12 @@ start() {
   wait_for "kafka on 127.0.0.1:$PORT" 120 healthy || { tail -n 30 "$LOGFILE" >&2; die "kafka did not start"; }
 }
 
-case "${1:-}" in
-  install) install ;;
-  start) start ;;
-  stop) stop_pidfile kafka "$PIDFILE" ;;
-  status) if pid_alive "$PIDFILE" && healthy; then echo "kafka: up on 127.0.0.1:$PORT"; else echo "kafka: down"; exit 1; fi ;;
-  logs) tail -n "${2:-100}" "$LOGFILE" ;;
-  reset) stop_pidfile kafka "$PIDFILE"; rm -rf "$DATA"; log "kafka data removed" ;;
-  *) echo "usage: $0 install|start|stop|status|logs|reset" >&2; exit 2 ;;
-esac
+EXTRA_USAGE="|reset"
+extra_command() {
+  [ "$1" = reset ] || return 1
+  stop_pidfile kafka "$PIDFILE"
+  rm -rf "$DATA"
+  log "kafka data removed"
+}
+
+service_main kafka "127.0.0.1:$PORT" "$@"

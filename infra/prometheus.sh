@@ -26,11 +26,4 @@ start() {
   wait_for "prometheus on 127.0.0.1:$PORT" 60 healthy || { tail -n 20 "$LOGFILE" >&2; die "prometheus did not start"; }
 }
 
-case "${1:-}" in
-  install) install ;;
-  start) start ;;
-  stop) stop_pidfile prometheus "$PIDFILE" ;;
-  status) if healthy; then echo "prometheus: up on 127.0.0.1:$PORT"; else echo "prometheus: down"; exit 1; fi ;;
-  logs) tail -n "${2:-100}" "$LOGFILE" ;;
-  *) echo "usage: $0 install|start|stop|status|logs" >&2; exit 2 ;;
-esac
+service_main prometheus "http://127.0.0.1:$PORT" "$@"

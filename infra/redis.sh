@@ -25,11 +25,4 @@ start() {
   wait_for "redis on 127.0.0.1:$PORT" 30 healthy || die "redis did not start; see $LOGFILE"
 }
 
-case "${1:-}" in
-  install) install ;;
-  start) start ;;
-  stop) stop_pidfile redis "$PIDFILE" ;;
-  status) if healthy; then echo "redis: up on 127.0.0.1:$PORT"; else echo "redis: down"; exit 1; fi ;;
-  logs) tail -n "${2:-100}" "$LOGFILE" ;;
-  *) echo "usage: $0 install|start|stop|status|logs" >&2; exit 2 ;;
-esac
+service_main redis "127.0.0.1:$PORT" "$@"
