@@ -270,9 +270,11 @@ class Projector:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Finish the batch in flight first: once revoked, another member may write these
-        # partitions, and the single-writer guarantee of the offset guard must hold.
-        self._settle()
+        # partitions, and the single-writer guarantee of the offset guard must hold. With the
+        # assignment already cleared, a failed batch repositions nothing: the next owner resumes
+        # from the store's offsets anyway.
         self._assignment = []
+        self._settle()
 
     def _reposition(self, partitions: list[TopicPartition]) -> None:
         consumer = self._require_consumer()
