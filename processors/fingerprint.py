@@ -41,7 +41,10 @@ _RULE_SPECS: tuple[tuple[str, str, str, bool], ...] = (
     ),
     (r"\b0x[0-9a-fA-F]+\b", "<hex>", "0x", True),
     (r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b", "<hex>", "", True),
-    (r"'[^'\s]*\d[^'\s]*'", "'<*>'", "'", True),
+    # Quoted text is a value (identifiers, file names, user input), whatever its spelling; except
+    # logfmt's msg="...", which quotes the constant message itself.
+    (r"'[^'\n]{1,120}'", "'<*>'", "'", False),
+    (r"(?<!msg=)\"[^\"\n]{1,120}\"", '"<*>"', '"', False),
     (
         r"\b\d+(?:\.\d+)?\s?(?:ms|us|µs|ns|s|sec|secs|seconds|m|min|minutes|h|hours)\b",
         "<duration>",

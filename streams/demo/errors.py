@@ -86,8 +86,11 @@ FAMILIES: tuple[ErrorFamily, ...] = (
     ErrorFamily(
         "missing-key",
         "KeyError",
-        ("customer_id", "invoice_total", "shipping_address", "locale"),
-        lambda r, v: f"'{v}' missing in payload for record {r.randint(1, 10**7)}",
+        ("order payload", "invoice payload", "shipping payload", "profile payload"),
+        lambda r, v: (
+            f"'{r.choice(['customer_id', 'invoice_total', 'shipping_address', 'locale'])}'"
+            f" missing in {v} for record {r.randint(1, 10**7)}"
+        ),
         False,
         "python",
     ),
@@ -140,10 +143,10 @@ FAMILIES: tuple[ErrorFamily, ...] = (
     ErrorFamily(
         "invalid-email",
         "ValidationError",
-        ("to", "reply_to", "cc"),
+        ("Message", "Recipient", "Template"),
         lambda r, v: (
-            f"1 validation error for Message: field '{v}' value '{_email(r)}'"
-            f" is not a valid email address (received at {_ts(r)})"
+            f"1 validation error for {v}: field '{r.choice(['to', 'reply_to', 'cc'])}' value"
+            f" '{_email(r)}' is not a valid email address (received at {_ts(r)})"
         ),
         False,
         "python",
@@ -163,8 +166,8 @@ FAMILIES: tuple[ErrorFamily, ...] = (
     ErrorFamily(
         "smtp-refused",
         "SMTPRecipientsRefused",
-        ("550 5.1.1 mailbox unavailable", "552 5.2.2 mailbox full"),
-        lambda r, v: f"{{'{_email(r)}': ({v[:3]}, b'{v[4:]}')}}",
+        ("mailbox unavailable", "mailbox full"),
+        lambda r, v: f"recipient {_email(r)} refused: {r.choice([550, 552, 554])} {v}",
         False,
         "python",
     ),
@@ -173,7 +176,7 @@ FAMILIES: tuple[ErrorFamily, ...] = (
         "LockTimeoutError",
         ("report", "sync", "invoice"),
         lambda r, v: (
-            f'could not acquire lock "{v}:{r.randint(1, 10**6)}" within'
+            f'could not acquire {v} lock "{v}:{r.randint(1, 10**6)}" within'
             f" {r.choice([500, 1000, 2500, 5000])}ms (held by worker-{r.randint(1, 12)})"
         ),
         True,
