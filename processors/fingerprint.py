@@ -8,6 +8,7 @@ variable part with a placeholder that names what was there.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -99,6 +100,10 @@ def error_template(error: JobError) -> str:
     return "\n".join(lines)
 
 
+# The Couchbase projection asks three times per failed event (fingerprint document, history
+# entry, reference fold): a small cache makes that one computation. Bounded: unique messages
+# only cost the cache's hashing.
+@functools.lru_cache(maxsize=1024)
 def fingerprint(error: JobError) -> Fingerprint:
     return _of(error_template(error))
 
