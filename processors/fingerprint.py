@@ -13,53 +13,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from processors.masking import mask
 from schemas.job_event import JobError
-
-# (pattern, placeholder, a substring the pattern cannot match without, needs a digit): the
-# cheap `in` checks skip most regex passes on most messages.
-_RULE_SPECS: tuple[tuple[str, str, str, bool], ...] = (
-    (r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+", "<url>", "://", False),
-    (r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", "<email>", "@", False),
-    (r"(?:(?<=\s)|^|(?<=[('\"=:]))(?:/[\w.@%+-]+){2,}/?", "<path>", "/", False),
-    (
-        r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?",
-        "<ts>",
-        "-",
-        True,
-    ),
-    (
-        r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b",
-        "<uuid>",
-        "-",
-        False,
-    ),
-    (r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b", "<ip>", ".", True),
-    (
-        r"\b[a-zA-Z][\w-]*(?:\.[\w-]+)*\.(?:internal|local|com|net|org|io|example|test)\b(?::\d+)?",
-        "<host>",
-        ".",
-        False,
-    ),
-    (r"\b0x[0-9a-fA-F]+\b", "<hex>", "0x", True),
-    (r"\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b", "<hex>", "", True),
-    # Quoted text is a value (identifiers, file names, user input), whatever its spelling; except
-    # logfmt's msg="...", which quotes the constant message itself.
-    (r"'[^'\n]{1,120}'", "'<*>'", "'", False),
-    (r"(?<!msg=)\"[^\"\n]{1,120}\"", '"<*>"', '"', False),
-    (
-        r"\b\d+(?:\.\d+)?\s?(?:ms|us|µs|ns|s|sec|secs|seconds|m|min|minutes|h|hours)\b",
-        "<duration>",
-        "",
-        True,
-    ),
-    (r"(?<![\w<])[-+]?\d+(?:\.\d+)?(?![\w>])", "<num>", "", True),
-    (r"\b\w*\d\w*\b", "<*>", "", True),
-)
-_RULES = tuple(
-    (re.compile(pattern), placeholder, needle, digits)
-    for pattern, placeholder, needle, digits in _RULE_SPECS
-)
-_DIGIT = re.compile(r"\d")
 
 _STACK_LINE_NUMBERS = re.compile(r"(, line )\d+|(:)\d+(?::\d+)?(?=\)?$)")
 _ADDRESSES = re.compile(r"\b0x[0-9a-fA-F]+\b")
@@ -73,13 +28,7 @@ class Fingerprint:
 
 def normalize_message(message: str) -> str:
     """The message with every variable part replaced by a placeholder."""
-    text = message.strip()
-    has_digit = _DIGIT.search(text) is not None  # masking only removes digits, never adds one
-    for pattern, placeholder, needle, needs_digit in _RULES:
-        if (needs_digit and not has_digit) or needle not in text:
-            continue
-        text = pattern.sub(placeholder, text)
-    return " ".join(text.split())
+    return mask(message)
 
 
 def stack_frames(stack: str) -> list[str]:

@@ -1,0 +1,115 @@
+"""Masking of the variable parts of a log or error message, one message at a time.
+
+Every rule is a regex, from the most specific shape (a URL, a timestamp) to the most general
+(any token with a digit in it); each replaces what it matches with a placeholder that names what
+was there.
+"""
+
+from __future__ import annotations
+
+import re
+
+# A month name, maybe after a weekday name, before a number: the three letters first, then a
+# look back at them, so that the regex engine can skip to capital letters.
+_MONTH_DAY = (
+    r"[A-Z](?<!\w[A-Z])[a-z]{2}(?:(?<=Mon|Tue|Wed|Thu|Fri|Sat|Sun)(?:s|nes|rs|ur)?(?:day)?,?\s+"
+    r"[A-Z][a-z]{2})?(?<=Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+    r"(?:uary|ruary|ch|il|e|y|ust|t|tember|ober|ember)?\b\.?(?=[\s/-]+\d)"
+)
+# Characters that end a token: brackets, quotes, list and key/value punctuation.
+_STOP = r"\s,;()\[\]{}<>\"'=|`"
+# How a token ends: before a stop character or a colon, maybe after a full stop.
+_END = rf"(?=\.?(?:[{_STOP}:]|$))"
+
+
+def _quoted(opening: str, closing: str) -> str:
+    """Text in quotes, up to 5 words: a quoted word must not be an apostrophe in a word."""
+    inside = rf"[^{closing}\n\s]"
+    return rf"(?<![\w{opening}]){opening}{inside}*(?:\s{inside}*){{0,4}}[{closing}](?!\w)"
+
+
+# (pattern, placeholder, a substring the pattern cannot match without, needs a digit): the
+# cheap `in` checks skip most regex passes on most messages.
+_RULE_SPECS: tuple[tuple[str, str, str, bool], ...] = (
+    (r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+", "<url>", "://", False),
+    (r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", "<email>", "@", False),
+    # Quoted text is a value (identifiers, file names, user input), whatever its spelling; the
+    # quote marks go with it, since one program quotes a value that another prints bare. Not a
+    # quoted sentence (over 5 words: a wrapped message), nor logfmt's msg="...", which quotes
+    # the constant message itself.
+    (_quoted("'", "'"), "<*>", "'", False),
+    (r"(?<!msg=)(?<!message=)" + _quoted('"', '"'), "<*>", '"', False),
+    (_quoted("\u2018", "\u2019"), "<*>", "\u2018", False),
+    (_quoted("\u201c", "\u201d"), "<*>", "\u201c", False),
+    (_quoted("`", "`'"), "<*>", "`", False),
+    # The value of key=value: the key names a field, the value is formatted in.
+    (rf"(?<=\w=)[^{_STOP}]+", "<*>", "=", False),
+    (
+        r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}(?::?\d{2})?)?",
+        "<ts>",
+        "-",
+        True,
+    ),
+    # Month and weekday names are variable when they are part of a date.
+    (_MONTH_DAY, "<ts>", "", True),
+    (r"\b\d{1,2}:\d{2}:\d{2}(?:[.,]\d+)?\b", "<ts>", ":", True),
+    (
+        r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b",
+        "<uuid>",
+        "-",
+        False,
+    ),
+    (r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])", "<host>", ".", True),
+    (
+        r"\b[a-zA-Z][\w-]*(?:\.[\w-]+)*\.(?:internal|local|com|net|org|io|example|test|invalid)\b",
+        "<host>",
+        ".",
+        False,
+    ),
+    (r"\blocalhost\b", "<host>", "localhost", False),
+    # Paths: absolute ones, and relative ones with two separators or a file extension.
+    (r"(?:(?<=[\s(\[=:,])|^)(?:~|\.{1,3})?/[\w.@%+~-]+(?:/[\w.@%+~-]*)*", "<path>", "/", False),
+    (
+        r"\b[\w.-]+(?:/[\w@%+~-]+){2,}/?|\b[\w.-]+/[\w@%+~-]+\.[a-z]\w{0,4}\b",
+        "<path>",
+        "/",
+        False,
+    ),
+    # File names: a name with a short lowercase extension (also `object.property` spellings).
+    (r"\b[\w-]+(?:\.[\w-]+)*\.[a-z][a-z0-9]{0,4}\b(?![.(\w-])", "<path>", ".", False),
+    (r"\b0x[0-9a-fA-F]+\b", "<hex>", "0x", True),
+    # A quantity with its unit: humanized sizes and durations pick the unit per value.
+    (
+        r"\d(?<![\w.]\d)\d*(?:\.\d+)?\s?(?:[kKMGTP]i?B|B|bytes|ns|us|µs|ms|s|sec|secs|seconds|min|mins"
+        r"|minutes|h|hours|days)\b",
+        "<duration>",
+        "",
+        True,
+    ),
+    # (Each starts with a character class and then looks back, which lets the regex engine skip
+    # ahead to the next candidate character.)
+    (rf"[-+\d](?<![^{_STOP}:].)(?:(?<=\d)|\d)\d*(?:\.\d+)?{_END}", "<num>", "", True),
+    # Any other token with a digit in it: ids, versions, hashes, host names, thread names.
+    (rf"(?<![^{_STOP}:])[^{_STOP}:]*?\d[^{_STOP}:]*?{_END}", "<*>", "", True),
+)
+_RULES = tuple(
+    (re.compile(pattern), placeholder, needle, digits)
+    for pattern, placeholder, needle, digits in _RULE_SPECS
+)
+_DIGIT = re.compile(r"\d")
+# A run of placeholders is one variable of variable length: a list, a host:port, a date and time.
+_PLACEHOLDER = r"<(?:\*|[a-z]+)>"
+_RUN = re.compile(rf"({_PLACEHOLDER})(?:[\s,;:/.#@_+-]*{_PLACEHOLDER})+")
+
+
+def mask(message: str) -> str:
+    """The message with every variable part replaced by a placeholder."""
+    text = message.strip()
+    has_digit = _DIGIT.search(text) is not None  # masking only removes digits, never adds one
+    for pattern, placeholder, needle, needs_digit in _RULES:
+        if (needs_digit and not has_digit) or needle not in text:
+            continue
+        text = pattern.sub(placeholder, text)
+    if ">" in text:
+        text = _RUN.sub(r"\1", text)
+    return " ".join(text.split())
