@@ -59,24 +59,30 @@ _RULE_SPECS: tuple[tuple[str, str, str, bool], ...] = (
         "-",
         False,
     ),
-    (r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])", "<host>", ".", True),
+    (r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])", "<*>", ".", True),
     (
-        r"\b[a-zA-Z][\w-]*(?:\.[\w-]+)*\.(?:internal|local|com|net|org|io|example|test|invalid)\b",
-        "<host>",
+        r"\b[a-zA-Z][\w-]*(?:\.[\w-]+)*\.(?:internal|local|com|net|org|io|example|test|invalid)\b"
+        r"(?!-|\.\w)",
+        "<*>",
         ".",
         False,
     ),
-    (r"\blocalhost\b", "<host>", "localhost", False),
-    # Paths: absolute ones, and relative ones with two separators or a file extension.
-    (r"(?:(?<=[\s(\[=:,])|^)(?:~|\.{1,3})?/[\w.@%+~-]+(?:/[\w.@%+~-]*)*", "<path>", "/", False),
+    (r"\blocalhost\b", "<*>", "localhost", False),
+    # Paths, absolute and relative: a slash between names (also git refs such as origin/main).
+    (r"(?:(?<=[\s(\[=:,])|^)(?:~|\.{1,3})?/[\w.@%+~-]+(?:/[\w.@%+~-]*)*", "<*>", "/", False),
     (
-        r"\b[\w.-]+(?:/[\w@%+~-]+){2,}/?|\b[\w.-]+/[\w@%+~-]+\.[a-z]\w{0,4}\b",
-        "<path>",
+        r"\b[\w.-]+(?:/[\w.@%+~-]*[\w@%+~-])+/?",
+        "<*>",
         "/",
         False,
     ),
     # File names: a name with a short lowercase extension (also `object.property` spellings).
-    (r"\b[\w-]+(?:\.[\w-]+)*\.[a-z][a-z0-9]{0,4}\b(?![.(\w-])", "<path>", ".", False),
+    (r"\b[\w-]+(?:\.[\w-]+)*\.[a-z][a-z0-9]{0,4}\b(?![.(\w-])", "<*>", ".", False),
+    # Names of code: a function before its call parentheses, a snake_case identifier (not a key).
+    (r"\b[A-Za-z_][\w.]*(?=\(\))", "<*>", "()", False),
+    (r"(?<![\w-])_*[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b(?![=-])", "<*>", "_", False),
+    # Hyphenated lowercase names (packages, services, threads, hosts); not -options.
+    (r"(?<![\w-])[a-z][a-z0-9]*(?:-[a-z0-9]+)+\b(?!-)", "<*>", "-", False),
     (r"\b0x[0-9a-fA-F]+\b", "<hex>", "0x", True),
     # A quantity with its unit: humanized sizes and durations pick the unit per value.
     (

@@ -38,7 +38,7 @@ def test_messages_that_differ_only_in_variable_parts_share_a_fingerprint(
     ("first", "second"),
     [
         ("connection refused", "connection reset"),
-        ("missing key customer_id", "missing key invoice_total"),
+        ("missing key in order payload", "missing key in invoice payload"),
         ("HTTP 404 for /a/b", "HTTP 404 for /a/b and more"),
     ],
 )
