@@ -42,8 +42,8 @@ _RULE_SPECS: tuple[tuple[str, str, str, bool], ...] = (
     (_quoted("\u2018", "\u2019"), "<*>", "\u2018", False),
     (_quoted("\u201c", "\u201d"), "<*>", "\u201c", False),
     (_quoted("`", "`'"), "<*>", "`", False),
-    # The value of key=value: the key names a field, the value is formatted in.
-    (rf"(?<=\w=)[^{_STOP}]+", "<*>", "=", False),
+    # The value of key=value (spaced or not): the key names a field, the value is formatted in.
+    (rf"(?<=\w)( {{0,2}}= {{0,2}})[^{_STOP}]+", r"\1<*>", "=", False),
     (
         r"\b\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}(?::?\d{2})?)?",
         "<ts>",
@@ -68,6 +68,7 @@ _RULE_SPECS: tuple[tuple[str, str, str, bool], ...] = (
         False,
     ),
     (r"\blocalhost\b", "<*>", "localhost", False),
+    (r"(?<!\w)[A-Za-z]:\\[^\s\"'<>|]*", "<*>", ":\\", False),  # a Windows path
     # Paths, absolute and relative: a slash between names (also git refs such as origin/main).
     (r"(?:(?<=[\s(\[=:,])|^)(?:~|\.{1,3})?/[\w.@%+~-]+(?:/[\w.@%+~-]*)*", "<*>", "/", False),
     (
@@ -84,10 +85,12 @@ _RULE_SPECS: tuple[tuple[str, str, str, bool], ...] = (
     # Hyphenated lowercase names (packages, services, threads, hosts); not -options.
     (r"(?<![\w-])[a-z][a-z0-9]*(?:-[a-z0-9]+)+\b(?!-)", "<*>", "-", False),
     (r"\b0x[0-9a-fA-F]+\b", "<hex>", "0x", True),
-    # A quantity with its unit: humanized sizes and durations pick the unit per value.
+    # A quantity with its unit, unit included: humanized sizes and durations pick the unit per
+    # value (512 B, 3.2 KB; 900 ms, 2 s).
+    (r"\d(?<![\w.]\d)\d*(?:\.\d+)?\s?(?:[kKMGTP]i?B|B|bytes)\b", "<size>", "", True),
     (
-        r"\d(?<![\w.]\d)\d*(?:\.\d+)?\s?(?:[kKMGTP]i?B|B|bytes|ns|us|µs|ms|s|sec|secs|seconds|min|mins"
-        r"|minutes|h|hours|days)\b",
+        r"\d(?<![\w.]\d)\d*(?:\.\d+)?\s?(?:ns|us|µs|ms|s|sec|secs|seconds|min|mins|minutes|h|hours"
+        r"|days)\b",
         "<duration>",
         "",
         True,
