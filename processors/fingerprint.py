@@ -2,8 +2,8 @@
 fingerprint is the SHA-256 of that template.
 
 Pure and stateless: the same error always yields the same fingerprint, in any process, on any
-replay. The masking rules run from the most specific shape to the most general, each replacing a
-variable part with a placeholder that names what was there.
+replay. The masking rules (processors/masking.py) run from the most specific shape to the most
+general, each replacing a variable part with a placeholder.
 """
 
 from __future__ import annotations
