@@ -217,6 +217,33 @@ def fingerprint() -> None:
     out.flush()
 
 
+# -- processors ---------------------------------------------------------------------------------
+
+
+@app.command()
+def processors(
+    metrics_port: Annotated[
+        int,
+        typer.Option(envvar="JOBTRAIL_PROCESSORS_METRICS_PORT", help="Prometheus port (0: off)."),
+    ] = 8001,
+) -> None:
+    """Run a stream-processor worker: validation and DLQ, fingerprints and one vectorize request
+    per distinct error, attempt outcomes. Start more to share the partitions."""
+    from processors.settings import ProcessorSettings
+    from processors.worker import run_worker
+    from streams.metrics import serve_metrics
+    from streams.settings import KafkaSettings
+
+    settings = ProcessorSettings()
+    kafka = KafkaSettings()
+    serve_metrics(metrics_port)
+    console.print(
+        f"processing {kafka.topic_prefix}job-events (model {settings.embedding_model});"
+        f" metrics on :{metrics_port}"
+    )
+    run_worker(settings, kafka)
+
+
 # -- projections --------------------------------------------------------------------------------
 
 

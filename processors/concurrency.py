@@ -1,0 +1,125 @@
+"""How many attempts run at once, by event time: the pure core of the concurrency stage.
+
+Edges arrive repartitioned by (dimension, key) from every job-events partition, in no useful
+order. Each upstream partition reports a watermark (its latest event time minus a grace period,
+or "idle"); `watermark()` is the minimum over the partitions that are not idle. Edges wait in a
+buffer until the watermark passes them and are then released in event-time order, so the counts
+do not depend on arrival order: a replay gives the same numbers.
+
+At one instant, starts come before ends, and every attempt ending at that instant counts the
+others: an attempt ending at t sees every attempt with start <= t <= end on the same key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from processors.attempts import AttemptEdge, Dimension
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """An upstream partition's watermark: no edge at or before `time_ms` is still to come."""
+
+    time_ms: int
+    idle: bool = False
+
+
+def watermark(marks: Mapping[int, Mark], sources: int) -> int | None:
+    """The time up to which every upstream partition has spoken; None while one is unheard."""
+    if len(marks) < sources:
+        return None
+    active = [mark.time_ms for mark in marks.values() if not mark.idle]
+    if active:
+        return min(active)
+    return max(mark.time_ms for mark in marks.values())
+
+
+@dataclass(slots=True)
+class SourceProgress:
+    """Event-time progress of one job-events partition, as its owner sees it (in memory: after a
+    restart it starts over, and the concurrency stage keeps the highest mark it was told)."""
+
+    latest_ms: int | None = None
+    last_seen: float | None = None  # monotonic clock of the last event
+
+    def saw(self, time_ms: int, now: float) -> None:
+        if self.latest_ms is None or time_ms > self.latest_ms:
+            self.latest_ms = time_ms
+        self.last_seen = now
+
+    def mark(self, now: float, grace_ms: int, idle_after_s: float, caught_up: bool) -> Mark | None:
+        """Latest event time minus the grace; "idle" once caught up and quiet for a while (a
+        quiet partition must not hold back the others forever). None: nothing to say yet."""
+        if self.last_seen is None:
+            self.last_seen = now  # quiet since we started owning it
+        if caught_up and now - self.last_seen >= idle_after_s:
+            return Mark(-1 if self.latest_ms is None else self.latest_ms, idle=True)
+        if self.latest_ms is None:
+            return None
+        return Mark(self.latest_ms - grace_ms)
+
+
+def release_order(edge: AttemptEdge) -> tuple[int, int, str, int]:
+    """Event time, then starts before ends; ties broken by the attempt, never by arrival."""
+    return edge.time_ms, 0 if edge.is_start else 1, edge.job_id, edge.attempt
+
+
+@dataclass(slots=True)
+class KeyState:
+    """The attempts running on one worker (or for one job name), and the recently ended ones.
+
+    `ended` remembers ends for a horizon of event time so that a redelivered start or end of an
+    attempt already counted changes nothing.
+    """
+
+    running: dict[str, int] = field(default_factory=dict)  # member -> started at
+    ended: dict[str, int] = field(default_factory=dict)  # member -> ended at
+    last_end_ms: int = -1
+    ran_ending_at_last_end: int = 0  # attempts that ran and ended exactly at last_end_ms
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "r": self.running,
+            "e": self.ended,
+            "l": self.last_end_ms,
+            "c": self.ran_ending_at_last_end,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KeyState:
+        return cls(dict(data["r"]), dict(data["e"]), data["l"], data["c"])
+
+
+@dataclass(frozen=True, slots=True)
+class Count:
+    """The concurrency of one attempt's end on one dimension."""
+
+    edge: AttemptEdge
+    dimension: Dimension
+    running: int
+
+
+def apply(state: KeyState, edge: AttemptEdge, dimension: Dimension) -> Count | None:
+    """Applies one released edge; an end yields its count, a repeated edge yields nothing."""
+    member = edge.member
+    if member in state.ended:
+        return None
+    if edge.is_start:
+        state.running.setdefault(member, edge.time_ms)
+        return None
+    ran = state.running.pop(member, None) is not None
+    if edge.time_ms != state.last_end_ms:
+        state.last_end_ms, state.ran_ending_at_last_end = edge.time_ms, 0
+    if ran:
+        state.ran_ending_at_last_end += 1
+    state.ended[member] = edge.time_ms
+    return Count(edge, dimension, len(state.running) + state.ran_ending_at_last_end)
+
+
+def forget_before(state: KeyState, time_ms: int) -> None:
+    """Drops remembered ends older than `time_ms` (the horizon has passed them)."""
+    if state.ended and min(state.ended.values()) < time_ms:
+        state.ended = {member: at for member, at in state.ended.items() if at >= time_ms}

@@ -1,0 +1,66 @@
+"""Prometheus metrics of the stream processors. Labels are topics, reasons and outcomes: bounded
+vocabularies, never a job id or a fingerprint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorMetrics:
+    events_in: Counter
+    events_out: Counter
+    dead_letters: Counter
+    dedup: Counter
+    late_edges: Counter
+    latency: Histogram
+    lag: Gauge
+    watermark_lag: Gauge
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry = REGISTRY) -> ProcessorMetrics:
+        return cls(
+            events_in=Counter(
+                "jobtrail_processor_events_in", "Records consumed", ["topic"], registry=registry
+            ),
+            events_out=Counter(
+                "jobtrail_processor_events_out", "Records produced", ["topic"], registry=registry
+            ),
+            dead_letters=Counter(
+                "jobtrail_processor_dead_letters",
+                "Job events sent to the dead-letter topic",
+                ["reason"],
+                registry=registry,
+            ),
+            dedup=Counter(
+                "jobtrail_processor_fingerprints",
+                "Fingerprint sightings: new (a vectorize request went out) or seen",
+                ["result"],
+                registry=registry,
+            ),
+            late_edges=Counter(
+                "jobtrail_processor_late_attempt_edges",
+                "Attempt edges that arrived after the watermark passed them",
+                ["handling"],
+                registry=registry,
+            ),
+            latency=Histogram(
+                "jobtrail_processor_latency_seconds",
+                "From a job event's append to the log to the end of its processing",
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+                registry=registry,
+            ),
+            lag=Gauge(
+                "jobtrail_processor_consumer_lag",
+                "Records not yet processed, over the partitions this worker owns",
+                ["topic"],
+                registry=registry,
+            ),
+            watermark_lag=Gauge(
+                "jobtrail_processor_watermark_seconds",
+                "Event time up to which attempt outcomes are released (seconds since the epoch)",
+                registry=registry,
+            ),
+        )

@@ -1,0 +1,114 @@
+"""Attempt outcomes: joining an attempt's end with its concurrency on each dimension, and the pure
+recomputation of all outcomes from a list of events that the streaming result must equal.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from processors.attempts import AttemptEdge, Dimension, OpenAttempt, track
+from processors.concurrency import Count
+from processors.fingerprint import fingerprint
+from schemas.derived import AttemptOutcome, AttemptOutcomeType
+from schemas.job_event import JobEvent, JobEventType
+
+
+def count_to_json(count: Count) -> dict[str, Any]:
+    return {"e": count.edge.to_json(), "d": count.dimension.value, "c": count.running}
+
+
+def count_from_json(data: dict[str, Any]) -> Count:
+    return Count(AttemptEdge.from_json(data["e"]), Dimension(data["d"]), data["c"])
+
+
+def join(parts: Mapping[str, int], count: Count) -> tuple[dict[str, int], AttemptOutcome | None]:
+    """Adds one dimension's count to those known for the attempt (`parts`: dimension -> count);
+    the outcome once every dimension the attempt counts on has reported."""
+    known = {**parts, count.dimension.value: count.running}
+    edge = count.edge
+    if len(known) < len(edge.counted_on()):
+        return known, None
+    return {}, outcome_of(edge, known.get(Dimension.WORKER.value), known[Dimension.JOB_NAME])
+
+
+def outcome_of(edge: AttemptEdge, on_worker: int | None, for_name: int) -> AttemptOutcome:
+    assert edge.outcome is not None, "only an attempt's end has an outcome"
+    return AttemptOutcome(
+        job_id=edge.job_id,
+        job_name=edge.job_name,
+        attempt=edge.attempt,
+        outcome=AttemptOutcomeType(edge.outcome.value),
+        terminal=edge.terminal,
+        started_at_ms=edge.started_at_ms,
+        ended_at_ms=edge.time_ms,
+        worker=edge.worker,
+        error_fingerprint=edge.fingerprint,
+        concurrent_on_worker=on_worker,
+        concurrent_for_job_name=for_name,
+    )
+
+
+def error_fingerprint(event: JobEvent) -> str | None:
+    if event.type is not JobEventType.FAILED or event.error is None:
+        return None
+    return fingerprint(event.error).sha256
+
+
+def edges_of(events_by_job_in_log_order: Iterable[JobEvent]) -> list[AttemptEdge]:
+    """Every edge the first stage makes, given each job's events in log (offset) order."""
+    open_attempts: dict[str, OpenAttempt | None] = {}
+    edges = []
+    for event in events_by_job_in_log_order:
+        state, edge = track(open_attempts.get(event.job_id), event, error_fingerprint(event))
+        open_attempts[event.job_id] = state
+        if edge is not None:
+            edges.append(edge)
+    return edges
+
+
+def recompute(events_in_log_order: Iterable[JobEvent]) -> dict[tuple[str, int], AttemptOutcome]:
+    """All attempt outcomes from the definition, with no ordering tricks: an attempt ending at t
+    counts every attempt on its key that started at or before t and ended at or after t (or not
+    yet). Keyed by (job id, attempt); the first end of an attempt wins, as in the stream."""
+    edges = edges_of(events_in_log_order)
+    spans: dict[tuple[Dimension, str], dict[str, list[int | None]]] = defaultdict(dict)
+    for edge in edges:
+        for key in edge.counted_on():
+            span = spans[key].setdefault(edge.member, [None, None])
+            if edge.is_start and span[0] is None:
+                span[0] = edge.time_ms
+            elif not edge.is_start and span[1] is None:
+                span[1] = edge.time_ms
+    counters = {key: _RunningCounter(members.values()) for key, members in spans.items()}
+    outcomes: dict[tuple[str, int], AttemptOutcome] = {}
+    for edge in edges:
+        if edge.is_start or (edge.job_id, edge.attempt) in outcomes:
+            continue
+        counts = {
+            dimension: counters[dimension, key].at(edge.time_ms)
+            for dimension, key in edge.counted_on()
+        }
+        outcomes[edge.job_id, edge.attempt] = outcome_of(
+            edge, counts.get(Dimension.WORKER), counts[Dimension.JOB_NAME]
+        )
+    return outcomes
+
+
+class _RunningCounter:
+    """#{spans with start <= t <= end (or no end)}, by binary search over sorted times."""
+
+    def __init__(self, spans: Iterable[list[int | None]]) -> None:
+        started = [(start, end) for start, end in spans if start is not None]
+        self._starts = sorted(start for start, _ in started)
+        # Ended before t: a span with start <= end is gone once end < t; a span whose end
+        # precedes its start (clock skew) never ran by this definition, once it has started.
+        self._ends = sorted(end for start, end in started if end is not None and end >= start)
+        self._skewed = sorted(start for start, end in started if end is not None and end < start)
+
+    def at(self, t: int) -> int:
+        started = bisect_right(self._starts, t)
+        ended = bisect_left(self._ends, t) + bisect_right(self._skewed, t)
+        return started - ended

@@ -1,0 +1,49 @@
+"""Settings of the stream processors (env prefix `JOBTRAIL_PROCESSORS_`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ProcessorSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="JOBTRAIL_PROCESSORS_", frozen=True, extra="ignore"
+    )
+
+    embedding_model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="Model the vectorize requests are for; a new one re-requests every error",
+    )
+    metrics_port: int = Field(default=8001, ge=0, description="Prometheus port (0: off)")
+    grace_ms: int = Field(
+        default=5_000,
+        ge=0,
+        description="How far behind its partition's latest event time an event may arrive and "
+        "still be counted exactly in attempt concurrency",
+    )
+    idle_after_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="A caught-up partition with no events for this long stops holding back "
+        "attempt outcomes",
+    )
+    horizon_ms: int = Field(
+        default=600_000,
+        gt=0,
+        description="Event time for which ended attempts are remembered (redeliveries); "
+        "older late edges are dropped",
+    )
+    watermark_interval_s: float = Field(
+        default=0.5, gt=0, description="How often partitions report their event-time progress"
+    )
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
+        default="at_least_once", description="Faust's processing guarantee"
+    )
+    store: str = Field(
+        default="memory://", description="Faust table store (tables recover from changelogs)"
+    )
+    data_dir: str = Field(default=".faust", description="Faust's working directory")
+    log_level: Literal["crit", "error", "warn", "info", "debug"] = "warn"
