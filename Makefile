@@ -10,7 +10,7 @@ DEMO_RATE ?= 0
 .DEFAULT_GOAL := help
 .PHONY: help setup infra-install infra-up infra-down infra-status infra-logs topics demo up down \
         test test-unit test-integration lint format typecheck bench-produce bench-projections \
-        project-redis project-couchbase rebuild-redis rebuild-couchbase stats fingerprint-accuracy dashboards clean
+        bench-processors processors project-redis project-couchbase rebuild-redis rebuild-couchbase stats fingerprint-accuracy dashboards clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -18,7 +18,7 @@ help: ## list the targets
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,couchbase]'
+	$(BIN)/pip install -q -e '.[dev,couchbase,processors]'
 	@touch $@
 
 setup: $(BIN)/.installed ## create .venv and install jobtrail with its dev tools
@@ -47,6 +47,7 @@ demo: setup ## produce the demo workload (DEMO_JOBS jobs at DEMO_RATE events/s, 
 	$(JOBTRAIL) demo --jobs $(DEMO_JOBS) --rate $(DEMO_RATE)
 
 up: setup infra-up topics demo ## install what is missing, start services, run the pipeline with a demo
+	$(JOBTRAIL) processors --idle-stop-s 10
 	$(JOBTRAIL) project redis --idle-stop-s 3
 	$(JOBTRAIL) project couchbase --idle-stop-s 3
 	$(JOBTRAIL) stats
@@ -87,6 +88,9 @@ fingerprint-accuracy: setup ## group accuracy of `jobtrail fingerprint` on tests
 
 bench-projections: setup infra-up ## projections vs redis-benchmark and bare Couchbase upserts; 1M rebuild
 	$(BIN)/python -m bench.projections
+
+processors: setup ## run a stream-processor worker (until Ctrl-C); start more to scale out
+	$(JOBTRAIL) processors
 
 project-redis: setup ## run the Redis projection (until Ctrl-C)
 	$(JOBTRAIL) project redis

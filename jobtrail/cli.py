@@ -226,6 +226,9 @@ def processors(
         int,
         typer.Option(envvar="JOBTRAIL_PROCESSORS_METRICS_PORT", help="Prometheus port (0: off)."),
     ] = 8001,
+    idle_stop_s: Annotated[
+        float, typer.Option(help="Stop once caught up and idle this long (0: run forever).")
+    ] = 0.0,
 ) -> None:
     """Run a stream-processor worker: validation and DLQ, fingerprints and one vectorize request
     per distinct error, attempt outcomes. Start more to share the partitions."""
@@ -235,6 +238,8 @@ def processors(
     from streams.settings import KafkaSettings
 
     settings = ProcessorSettings()
+    if idle_stop_s:
+        settings = settings.model_copy(update={"idle_stop_s": idle_stop_s})
     kafka = KafkaSettings()
     serve_metrics(metrics_port)
     console.print(

@@ -14,14 +14,18 @@ where the last one stopped. More workers with the same settings share the partit
 from __future__ import annotations
 
 import heapq
+import itertools
+import os
+import signal
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import faust
 
 from processors.attempts import SEPARATOR, AttemptEdge, Dimension, OpenAttempt, track
 from processors.concurrency import (
+    EVERYTHING,
     KeyState,
     Mark,
     SourceProgress,
@@ -42,15 +46,18 @@ from streams.dlq import DeadLetter
 from streams.settings import KafkaSettings
 from streams.topics import topic_catalog
 
-Pending = tuple[tuple[int, int, str, int], str, str, AttemptEdge]
+Held = tuple[
+    tuple[int, int, str, int], str, int, AttemptEdge, Any
+]  # order, dimension, seq, edge, event
 
 
 @dataclass(slots=True)
 class _PartitionView:
-    """In-memory indexes over one attempt-edges partition's tables, rebuilt after a rebalance."""
+    """What one attempt-edges partition holds in memory: upstream marks, edges waiting for the
+    watermark, and the key states in use (write-through to the table)."""
 
     marks: dict[int, Mark] = field(default_factory=dict)
-    heap: list[Pending] = field(default_factory=list)
+    heap: list[Held] = field(default_factory=list)
     states: dict[str, KeyState] = field(default_factory=dict)
     released_ms: int | None = None
 
@@ -98,6 +105,10 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
         broker_session_timeout=10.0,
     )
 
+    # Table writes wait in Faust's producer buffer; at its default bound (100) every agent stalls
+    # on flushes many times a second.
+    app.producer.buffer.max_messages = 10_000
+
     def raw_topic(name: str) -> Any:
         return app.topic(
             name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
@@ -115,15 +126,20 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
     open_attempts = app.Table("open-attempts", partitions=partitions)
     fingerprints = app.Table("fingerprints", partitions=partitions)
     key_states = app.Table("concurrency-keys", partitions=partitions)
-    pending_edges = app.Table("concurrency-pending", partitions=partitions)
-    source_marks = app.Table("concurrency-marks", partitions=partitions)
-    outcome_parts = app.Table("outcome-parts", partitions=partitions)
 
     progress: dict[int, SourceProgress] = {}
+    marks_sent: dict[int, tuple[Mark, float]] = {}
     processed: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset processed
     views: dict[int, _PartitionView] = {}
+    held_parts: dict[str, tuple[dict[str, int], list[Any]]] = {}
+    sequence = itertools.count()  # ties in the heap never compare edges or events
 
-    def consumed(message: Any) -> None:
+    last_consumed = [time.monotonic()]
+
+    def consumed(message: Any, *, data: bool = True) -> None:
+        """Counts a record; `data` False for event-time marks, which must not look like work."""
+        if data:
+            last_consumed[0] = time.monotonic()
         metrics.events_in.labels(message.topic).inc()
         processed[message.topic, message.partition] = message.offset
 
@@ -198,22 +214,32 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
             behind = app.consumer.highwater(tp) - processed.get((source, tp.partition), -1) - 1
             tracker = progress.setdefault(tp.partition, SourceProgress())
             mark = tracker.mark(now, settings.grace_ms, settings.idle_after_s, behind <= 0)
-            if mark is None:
+            last = marks_sent.get(tp.partition)
+            # Changes go out at once; an unchanged mark is repeated now and then for a
+            # concurrency worker that restarted and lost the marks it held in memory.
+            if mark is None or (last is not None and last[0] == mark and now - last[1] < 5.0):
                 continue
+            marks_sent[tp.partition] = (mark, now)
             for target in range(partitions):
                 await edges.send(
                     value={"wm": tp.partition, "t": mark.time_ms, "idle": mark.idle},
                     partition=target,
                 )
 
-    @app.timer(5.0)  # type: ignore[untyped-decorator]
+    @app.timer(1.0)  # type: ignore[untyped-decorator]
     async def report_lag() -> None:
         lag: dict[str, int] = {}
+        sources = {topic.get_topic_name() for topic in (job_events, sightings, edges, counts)}
         for tp in app.consumer.assignment():
+            if tp.topic not in sources:
+                continue  # table changelogs: read during recovery only
             behind = app.consumer.highwater(tp) - processed.get((tp.topic, tp.partition), -1) - 1
             lag[tp.topic] = lag.get(tp.topic, 0) + max(0, behind)
         for topic, value in lag.items():
             metrics.lag.labels(topic).set(value)
+        quiet = time.monotonic() - last_consumed[0]
+        if settings.idle_stop_s and quiet >= settings.idle_stop_s and not any(lag.values()):
+            os.kill(os.getpid(), signal.SIGTERM)  # the worker's own graceful stop and commit
 
     # -- dedup: one vectorize request per fingerprint and model ----------------------------------
 
@@ -261,25 +287,18 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
                 await emit_request(entry, request)
 
     # -- concurrency: release edges in event-time order, count what runs at once ----------------
+    # Waiting edges are held unacknowledged (in memory), so their offsets are not committed: a
+    # restarted or rebalanced worker reads them again. Only the per-key counts are in a table.
 
     def view_of(partition: int) -> _PartitionView:
-        view = views.get(partition)
-        if view is not None:
-            return view
-        view = views[partition] = _PartitionView()
-        prefix = f"{partition}{SEPARATOR}"
-        for key, stored in source_marks.items():
-            if key.startswith(prefix):
-                view.marks[int(key[len(prefix) :])] = Mark(stored[0], stored[1])
-        for key, stored in pending_edges.items():
-            if key.startswith(prefix):
-                edge = AttemptEdge.from_json(stored["e"])
-                heapq.heappush(view.heap, (release_order(edge), stored["d"], key, edge))
-        return view
+        return views.setdefault(partition, _PartitionView())
 
     @app.on_partitions_revoked.connect
-    def forget_views(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        views.clear()  # another worker may own some of them now; the tables hold the truth
+    def forget_held(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Every partition seeks back to its committed offset after a rebalance (Faust's
+        # recovery), so whatever was held is read again, by whoever owns it now.
+        views.clear()
+        held_parts.clear()
 
     def state_of(view: _PartitionView, key: str) -> KeyState:
         state = view.states.get(key)
@@ -288,80 +307,89 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
             state = view.states[key] = KeyState() if stored is None else KeyState.from_json(stored)
         return state
 
-    async def count_edge(
-        view: _PartitionView, dimension: str, edge: AttemptEdge, dirty: set[str]
-    ) -> None:
+    async def count_edge(view: _PartitionView, dimension: str, edge: AttemptEdge) -> str:
         key = f"{dimension}{SEPARATOR}{edge.worker if dimension == 'worker' else edge.job_name}"
         count = apply(state_of(view, key), edge, Dimension(dimension))
-        dirty.add(key)
         if count is not None:
             await send(counts, names["counts"], key=edge.member, value=count_to_json(count))
+        return key
 
-    async def release(view: _PartitionView) -> None:
+    def save(view: _PartitionView, keys: set[str], now: int) -> None:
+        for key in keys:
+            state = view.states[key]
+            forget_before(state, now - settings.horizon_ms)
+            key_states[key] = state.to_json()
+
+    async def release(view: _PartitionView, stream: Any) -> None:
         now = watermark(view.marks, partitions)
         if now is None or (view.released_ms is not None and now <= view.released_ms):
             return
         dirty: set[str] = set()
+        released = []
+        latest = view.released_ms if view.released_ms is not None else -1
         while view.heap and view.heap[0][0][0] <= now:
-            _, dimension, pending_key, edge = heapq.heappop(view.heap)
-            await count_edge(view, dimension, edge, dirty)
-            pending_edges.pop(pending_key, None)
-        for key in dirty:
-            state = view.states[key]
-            forget_before(state, now - settings.horizon_ms)
-            key_states[key] = state.to_json()
+            _, dimension, _, edge, event = heapq.heappop(view.heap)
+            dirty.add(await count_edge(view, dimension, edge))
+            released.append(event)
+            latest = max(latest, edge.time_ms)
+        if now == EVERYTHING:  # all idle: released up to the last edge, not to the end of time
+            now = max([latest, *(mark.time_ms for mark in view.marks.values())])
+        save(view, dirty, now)
+        for event in released:
+            await stream.ack(event)
         view.released_ms = now
-        metrics.watermark_lag.set(now / 1000)
+        metrics.watermark.set(now / 1000)
 
     @app.agent(edges)
     async def count_concurrency(stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
-            consumed(event.message)
+        manual = cast(faust.Stream[Any], stream).noack()
+        async for event in manual.events():
             value = event.value
             partition = event.message.partition
             view = view_of(partition)
             if "wm" in value:
-                source = value["wm"]
-                known = view.marks.get(source)
-                mark = Mark(max(value["t"], -1 if known is None else known.time_ms), value["idle"])
-                view.marks[source] = mark
-                source_marks[f"{partition}{SEPARATOR}{source}"] = [mark.time_ms, mark.idle]
-                await release(view)
+                consumed(event.message, data=False)
+                known = view.marks.get(value["wm"])
+                time_ms = value["t"] if known is None else max(value["t"], known.time_ms)
+                view.marks[value["wm"]] = Mark(time_ms, value["idle"])
+                await manual.ack(event)
+                await release(view, manual)
                 continue
+            consumed(event.message)
             edge = AttemptEdge.from_json(value["e"])
             if view.released_ms is not None and edge.time_ms <= view.released_ms:
-                if edge.time_ms < view.released_ms - settings.horizon_ms:
-                    metrics.late_edges.labels("dropped").inc()
-                    continue
-                metrics.late_edges.labels("counted").inc()
-                dirty: set[str] = set()
-                await count_edge(view, value["d"], edge, dirty)
-                for key in dirty:
-                    key_states[key] = view.states[key].to_json()
+                late = edge.time_ms < view.released_ms - settings.horizon_ms
+                metrics.late_edges.labels("dropped" if late else "counted").inc()
+                if not late:
+                    save(view, {await count_edge(view, value["d"], edge)}, view.released_ms)
+                await manual.ack(event)
                 continue
-            kind = "s" if edge.is_start else "e"
-            pending_key = f"{partition}{SEPARATOR}{value['d']}{SEPARATOR}{edge.member}{kind}"
-            pending_edges[pending_key] = value
-            heapq.heappush(view.heap, (release_order(edge), value["d"], pending_key, edge))
+            order = release_order(edge)
+            heapq.heappush(view.heap, (order, value["d"], next(sequence), edge, event))
 
     # -- join: an attempt's counts on every dimension make its outcome -------------------------
+    # Also held unacknowledged until the outcome is out: the two halves arrive close together.
 
     @app.agent(counts)
     async def join_outcomes(stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
+        manual = cast(faust.Stream[Any], stream).noack()
+        async for event in manual.events():
             consumed(event.message)
             count = count_from_json(event.value)
             member = count.edge.member
-            known, outcome = join(outcome_parts.get(member, {}), count)
+            known, waiting = held_parts.get(member, ({}, []))
+            parts, outcome = join(known, count)
             if outcome is None:
-                outcome_parts[member] = known
+                held_parts[member] = (parts, [*waiting, event])
                 continue
-            outcome_parts.pop(member, None)
+            held_parts.pop(member, None)
             await send(
                 attempt_outcomes,
                 attempt_outcomes.get_topic_name(),
                 key=outcome.job_id.encode(),
                 value=encode_attempt_outcome(outcome),
             )
+            for done in (*waiting, event):
+                await manual.ack(done)
 
     return app

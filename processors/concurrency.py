@@ -27,14 +27,17 @@ class Mark:
     idle: bool = False
 
 
+# The watermark when every upstream partition is idle: whatever waits is all there is.
+EVERYTHING = 2**62
+
+
 def watermark(marks: Mapping[int, Mark], sources: int) -> int | None:
-    """The time up to which every upstream partition has spoken; None while one is unheard."""
+    """The time up to which every upstream partition has spoken; None while one is unheard,
+    `EVERYTHING` when all are idle (caught up and quiet)."""
     if len(marks) < sources:
         return None
     active = [mark.time_ms for mark in marks.values() if not mark.idle]
-    if active:
-        return min(active)
-    return max(mark.time_ms for mark in marks.values())
+    return min(active) if active else EVERYTHING
 
 
 @dataclass(slots=True)

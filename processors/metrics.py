@@ -17,7 +17,7 @@ class ProcessorMetrics:
     late_edges: Counter
     latency: Histogram
     lag: Gauge
-    watermark_lag: Gauge
+    watermark: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry = REGISTRY) -> ProcessorMetrics:
@@ -58,7 +58,7 @@ class ProcessorMetrics:
                 ["topic"],
                 registry=registry,
             ),
-            watermark_lag=Gauge(
+            watermark=Gauge(
                 "jobtrail_processor_watermark_seconds",
                 "Event time up to which attempt outcomes are released (seconds since the epoch)",
                 registry=registry,

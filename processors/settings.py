@@ -46,4 +46,9 @@ class ProcessorSettings(BaseSettings):
         default="memory://", description="Faust table store (tables recover from changelogs)"
     )
     data_dir: str = Field(default=".faust", description="Faust's working directory")
+    idle_stop_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="Stop once caught up and idle this long (0: run forever; for scripts)",
+    )
     log_level: Literal["crit", "error", "warn", "info", "debug"] = "warn"

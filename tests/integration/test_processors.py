@@ -1,0 +1,224 @@
+"""The Faust processors against the real broker: one vectorize request per distinct error, attempt
+outcomes equal to the pure recomputation, poison records in the DLQ, and a kill -9 mid-stream."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from processors.app import app_id, internal_topic_names
+from processors.fingerprint import fingerprint
+from processors.outcomes import recompute
+from processors.validation import violation
+from schemas.codec import SingleObjectCodec
+from schemas.derived import decode_attempt_outcome, decode_vectorize_request
+from schemas.job_event import JobError, JobEvent, JobEventType
+from streams.admin import TopicAdmin
+from streams.demo.workload import Workload, WorkloadConfig
+from streams.dlq import read_dead_letter
+from streams.kafka_config import consumer_config
+from streams.producer import JobEventProducer
+from streams.reader import read_messages
+from streams.settings import KafkaSettings
+from tests.conftest import REPO_ROOT, catalog_of
+from tests.factories import make_event
+
+JOBTRAIL = [sys.executable, "-m", "jobtrail.cli"]
+
+
+@pytest.fixture
+def processors_kafka(kafka: KafkaSettings) -> Iterator[KafkaSettings]:
+    """The test's catalog plus, afterwards, the internal and changelog topics Faust made."""
+    yield kafka
+    admin = TopicAdmin(kafka)
+    mine = [name for name in admin.metadata().topics if name.startswith(kafka.topic_prefix)]
+    admin.delete(mine)
+
+
+def worker(
+    kafka: KafkaSettings, data_dir: Path, *, idle_stop_s: float = 0, model: str = "model-a"
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "JOBTRAIL_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "JOBTRAIL_TOPIC_PREFIX": kafka.topic_prefix,
+        "JOBTRAIL_PROCESSORS_DATA_DIR": str(data_dir),
+        "JOBTRAIL_PROCESSORS_EMBEDDING_MODEL": model,
+        "JOBTRAIL_PROCESSORS_IDLE_AFTER_S": "2",
+    }
+    command = [*JOBTRAIL, "processors", "--metrics-port", "0", "--idle-stop-s", str(idle_stop_s)]
+    return subprocess.Popen(command, env=env, cwd=REPO_ROOT, stderr=subprocess.DEVNULL)
+
+
+def run_until_idle(kafka: KafkaSettings, data_dir: Path, model: str = "model-a") -> None:
+    process = worker(kafka, data_dir, idle_stop_s=6, model=model)
+    assert process.wait(timeout=600) == 0
+
+
+def records(kafka: KafkaSettings, topic: str, idle_s: float = 3) -> list[bytes]:
+    return [message.value() for message in read_messages(kafka, topic, idle_s=idle_s)]
+
+
+def log_events(kafka: KafkaSettings) -> list[JobEvent]:
+    """Every decodable, valid event of the job-events log, each partition in offset order."""
+    codec = SingleObjectCodec()
+    events = []
+    for message in read_messages(kafka, catalog_of(kafka).job_events.name, idle_s=3):
+        try:
+            event = codec.decode(message.value())
+        except Exception:  # poison: the DLQ's business, not the reference's
+            continue
+        if violation(event) is None:
+            events.append(event)
+    return events
+
+
+POISON: list[tuple[bytes | None, str]] = [
+    (b"not avro at all", "undecodable"),
+    (b"\xc3\x01" + b"\x00" * 8 + b"garbage", "unknown_schema"),
+]
+
+
+def send_poison(kafka: KafkaSettings) -> dict[str, int]:
+    """Bad records of every kind, spread over the partitions, while good ones flow around them."""
+    codec = SingleObjectCodec()
+    bad = [
+        *POISON,
+        (codec.encode(make_event(job_id="")), "missing_job_id"),
+        (codec.encode(make_event(attempt=0)), "attempt_below_1"),
+        (codec.encode(make_event(data="x" * 300_000)), "oversized_field"),
+        (codec.encode(make_event(type=JobEventType.COMPLETED)), "error_on_wrong_type"),
+    ]
+    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers})
+    for index, (value, _) in enumerate(bad):
+        producer.produce(catalog_of(kafka).job_events.name, value, f"poison-{index}".encode())
+    producer.flush(10)
+    return Counter(reason for _, reason in bad)
+
+
+def test_one_request_per_distinct_error_outcomes_equal_recomputation_and_poison_in_the_dlq(
+    processors_kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    kafka = processors_kafka
+    catalog = catalog_of(kafka)
+    with JobEventProducer(kafka) as producer:
+        events = Workload(WorkloadConfig(jobs=None, events=50_000), seed=7).events()
+        producer.send_all(events)
+        expected_dead = send_poison(kafka)
+        producer.send_all(Workload(WorkloadConfig(jobs=None, events=50_000), seed=8).events())
+
+    run_until_idle(kafka, tmp_path)
+
+    logged = log_events(kafka)
+    assert len(logged) == 100_000
+    failed = [event.error for event in logged if event.error is not None]
+    distinct = {fingerprint(error).sha256 for error in failed}
+    requests = [
+        decode_vectorize_request(value) for value in records(kafka, catalog.vectorize_requests.name)
+    ]
+    per_fingerprint = Counter(request.fingerprint for request in requests)
+    print(f"{len(failed)} failed events, {len(distinct)} distinct fingerprints")
+    assert set(per_fingerprint) == distinct
+    assert max(per_fingerprint.values()) == 1
+    assert {request.model for request in requests} == {"model-a"}
+
+    outcomes = [
+        decode_attempt_outcome(value) for value in records(kafka, catalog.attempt_outcomes.name)
+    ]
+    streamed = {(outcome.job_id, outcome.attempt): outcome for outcome in outcomes}
+    assert len(streamed) == len(outcomes), "an attempt's outcome was emitted twice"
+    expected = recompute(logged)
+    assert len(expected) > 10_000
+    assert streamed == expected
+
+    letters = [
+        read_dead_letter(message)
+        for message in read_messages(kafka, catalog.job_events_dlq.name, idle_s=3)
+    ]
+    assert Counter(letter.reason for letter in letters) == expected_dead
+    assert all(letter.topic == catalog.job_events.name and letter.offset >= 0 for letter in letters)
+    assert {letter.value for letter in letters} >= {value for value, _ in POISON}
+
+
+def distinct_errors(count: int, repeats: int, seed: int) -> list[JobEvent]:
+    """`count` distinct errors (by type), each failing `repeats` times, shuffled over time."""
+    rng = random.Random(seed)
+    order = [index for index in range(count) for _ in range(repeats)]
+    rng.shuffle(order)
+    start = make_event().occurred_at
+    return [
+        make_event(
+            event_id=str(uuid.UUID(int=rng.getrandbits(128))),
+            job_id=f"job-{position}",
+            attempt=1,
+            occurred_at=start + timedelta(milliseconds=position),
+            error=JobError(f"Failure{chr(65 + index % 26)}{index}Error", "it broke", None),
+        )
+        for position, index in enumerate(order)
+    ]
+
+
+def committed_backlog(kafka: KafkaSettings, topic: str) -> int:
+    """Records of `topic` after the processors' committed offsets: what a restart may redo."""
+    consumer = Consumer(consumer_config(kafka, app_id(kafka)))
+    try:
+        partitions = [TopicPartition(topic, index) for index in range(kafka.partitions)]
+        committed = consumer.committed(partitions, timeout=10)
+        backlog = 0
+        for tp in committed:
+            _, high = consumer.get_watermark_offsets(tp, timeout=10)
+            backlog += high - max(tp.offset, 0)
+        return backlog
+    finally:
+        consumer.close()
+
+
+def test_kill_9_mid_stream_recovers_the_table_and_bounds_duplicates(
+    processors_kafka: KafkaSettings, tmp_path: Path
+) -> None:
+    kafka = processors_kafka
+    catalog = catalog_of(kafka)
+    distinct, repeats = 3000, 10
+    with JobEventProducer(kafka) as producer:
+        producer.send_all(distinct_errors(distinct, repeats, seed=5))
+
+    process = worker(kafka, tmp_path)
+    requests_topic = catalog.vectorize_requests.name
+    deadline = time.monotonic() + 300
+    while len(records(kafka, requests_topic, idle_s=1)) < distinct * 0.4:
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(1)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    in_flight = committed_backlog(kafka, internal_topic_names(kafka)["sightings"])
+    before = len(records(kafka, requests_topic))
+    assert before < distinct, "killed too late to test anything"
+
+    run_until_idle(kafka, tmp_path)
+
+    requests = [decode_vectorize_request(value) for value in records(kafka, requests_topic)]
+    per_fingerprint = Counter(request.fingerprint for request in requests)
+    duplicates = len(requests) - len(per_fingerprint)
+    print(f"killed after {before} requests; {duplicates} duplicate requests after the restart,"
+          f" bound (sightings after the committed offsets at the kill): {in_flight}")  # fmt: skip
+    assert len(per_fingerprint) == distinct
+    assert duplicates <= in_flight
+
+    # A newly configured model gets every known fingerprint requested, exactly once.
+    run_until_idle(kafka, tmp_path, model="model-b")
+    again = [decode_vectorize_request(value) for value in records(kafka, requests_topic)]
+    new_model = Counter(request.fingerprint for request in again if request.model == "model-b")
+    assert set(new_model) == set(per_fingerprint)
+    assert max(new_model.values()) == 1
