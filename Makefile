@@ -89,6 +89,9 @@ fingerprint-accuracy: setup ## group accuracy of `jobtrail fingerprint` on tests
 bench-projections: setup infra-up ## projections vs redis-benchmark and bare Couchbase upserts; 1M rebuild
 	$(BIN)/python -m bench.projections
 
+bench-processors: setup infra-up ## Faust processors (ingest, end to end) vs a bare confluent-kafka stage-1 loop
+	$(BIN)/python -m bench.processors
+
 processors: setup ## run a stream-processor worker (until Ctrl-C); start more to scale out
 	$(JOBTRAIL) processors
 

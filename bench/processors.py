@@ -1,0 +1,452 @@
+"""`make bench-processors`: the Faust stream processors against a bare confluent-kafka loop.
+
+Both read the same N demo JobEvents (100,000 by default) from a fresh `<prefix>job-events`
+topic, on this machine, in one run:
+  1. the reference: one process, one confluent-kafka consumer (batch consume) and one producer
+     doing the essential work of stage 1 through `processors.ingest.ingest`, the pure function
+     the Faust agent calls too: decode (SingleObjectCodec), validate (`violation`), fingerprint
+     the error of FAILED events; then a small JSON sighting keyed by the fingerprint per FAILED
+     event to an output topic (bad records to a DLQ). Timed from the first record consumed until
+     the last produced record is acknowledged and the offsets are committed, so joining the
+     group is not counted;
+  2. `jobtrail processors` (Faust) as a subprocess, watched from outside about every 0.1 s: its
+     Prometheus counter of consumed job-events and the high watermarks of attempt-outcomes.
+     Ingest: N over the time from its first to its last job-event consumed. End to end: N over
+     the time from its first job-event consumed until the last expected attempt outcome is on the
+     broker (expected: `processors.outcomes.recompute` of the same events). Startup (Faust's
+     rebalance and table recovery) and the idle wait before the worker exits are excluded from
+     both. End to end includes the processors' own idle_after wait (1 s here): the last outcomes
+     are released only when the event-time watermark says no earlier event can still come, and
+     that is part of what the pipeline does. The worker's CPU time is reported beside its wall
+     time, which tells a CPU-bound worker from one starved by something else on the machine.
+The pipeline does more than the reference (attempt tracking, two repartitions, fingerprint dedup,
+concurrency counting, changelog-backed tables), so the ratio is the price of the whole of it,
+framework and extra stages together. With --rounds R > 1 the runs interleave (each round a fresh
+prefix, the same events) and medians are reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.common import REPO_ROOT, Measurement, write_result
+from bench.produce import median_of
+from processors.dedup import Sighting
+from processors.fingerprint import fingerprint
+from processors.ingest import Rejected, ingest
+from processors.outcomes import recompute
+from schemas.codec import SingleObjectCodec
+from schemas.job_event import JobEvent
+from streams.admin import TopicAdmin
+from streams.consumer import BatchConsumer
+from streams.demo.workload import Workload, WorkloadConfig
+from streams.dlq import DeadLetter, DeadLetterWriter
+from streams.kafka_config import common_config, producer_config
+from streams.producer import JobEventProducer
+from streams.settings import KafkaSettings, ProducerSettings
+from streams.topics import TopicSpec, topic_catalog
+
+TARGET_EVENTS_PER_S = 20_000
+SEED = 11
+SAMPLE_S = 0.1  # the resolution of the Faust figures: boundaries are midpoints of one interval
+IDLE_AFTER_S = 1.0
+IDLE_STOP_S = 3.0
+STALL_S = 60.0  # no progress for this long: something is broken, stop rather than hang
+METRIC_IN = "jobtrail_processor_events_in"
+
+
+# -- topics and events ---------------------------------------------------------------------------
+
+
+def reference_topics(kafka: KafkaSettings) -> tuple[str, str]:
+    """Where the reference writes (sightings, dead letters): apart from the processors' topics,
+    so neither run reads or counts the other's output."""
+    base = f"{kafka.topic_prefix}bench.reference."
+    return base + "sightings", base + "dlq"
+
+
+def create_topics(admin: TopicAdmin, kafka: KafkaSettings) -> None:
+    catalog = topic_catalog(kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
+    extra = [
+        TopicSpec(name, "fingerprint", "JSON", kafka.partitions, kafka.replication_factor)
+        for name in reference_topics(kafka)
+    ]
+    admin.create([*catalog.all(), *extra])
+
+
+def delete_everything(admin: TopicAdmin, prefix: str) -> None:
+    """Every topic and consumer group under `prefix`: the catalog's, the reference's and those
+    Faust made for itself (repartition topics, table changelogs, its assignor topic)."""
+    topics = [name for name in admin.metadata().topics if name.startswith(prefix)]
+    admin.delete(topics)
+    listed = admin.client.list_consumer_groups(request_timeout=10).result()
+    groups = [g.group_id for g in listed.valid if g.group_id.startswith(prefix)]
+    if groups:
+        for future in admin.client.delete_consumer_groups(groups, request_timeout=10).values():
+            future.result()
+
+
+def produce_events(kafka: KafkaSettings, events: Sequence[JobEvent]) -> None:
+    with JobEventProducer(kafka) as producer:
+        producer.send_all(events)
+
+
+# -- 1. the reference ----------------------------------------------------------------------------
+
+
+class ReferenceStage:
+    """Stage 1's essential work on one record, with confluent-kafka and nothing else."""
+
+    def __init__(self, kafka: KafkaSettings, producer: Producer) -> None:
+        self.codec = SingleObjectCodec()
+        self.producer = producer
+        self.sightings, dlq_topic = reference_topics(kafka)
+        self.dead_letters = DeadLetterWriter(producer, dlq_topic)
+
+    def handle(self, message: Message) -> None:
+        # The same pure function the Faust agent calls: SingleObjectCodec.decode, validation's
+        # violation(), fingerprint() of FAILED events' errors; only the moving of records differs.
+        result = ingest(self.codec, message.value(), message.topic() or "")
+        if isinstance(result, Rejected):
+            bad = result.violation
+            self.dead_letters.write(DeadLetter.of(message, bad.reason, bad.detail))
+        elif result.sighting is not None:
+            self.sight(result.sighting)
+
+    def sight(self, sighting: Sighting) -> None:
+        value = json.dumps(sighting.to_json()).encode()
+        while True:
+            try:
+                self.producer.produce(self.sightings, value, sighting.fingerprint.encode())
+                return
+            except BufferError:  # back-pressure: let deliveries drain, as the SDK does
+                self.producer.poll(0.05)
+
+
+def run_reference(kafka: KafkaSettings, events: int) -> Measurement:
+    # The bench computed the expected outcomes in this process, which filled fingerprint()'s
+    # cache; the Faust worker starts with an empty one, so must the reference.
+    fingerprint.cache_clear()
+    catalog = topic_catalog(kafka.topic_prefix)
+    consumer = BatchConsumer(
+        kafka, f"{kafka.topic_prefix}bench-reference", [catalog.job_events.name], batch_size=1000
+    ).start()
+    producer = Producer(producer_config(kafka, ProducerSettings()))
+    stage = ReferenceStage(kafka, producer)
+    try:
+        started, consumed, last_record = 0.0, 0, time.monotonic()
+        while consumed < events:
+            batch = consumer.poll_batch()
+            if not batch:
+                if time.monotonic() - last_record > STALL_S:
+                    raise SystemExit(f"reference: consumed {consumed} of {events}, then nothing")
+                continue
+            if not consumed:
+                started = time.perf_counter()  # joining the group is not the work
+            last_record = time.monotonic()
+            for message in batch:
+                stage.handle(message)
+            producer.poll(0)  # serve delivery reports, so the buffer drains while we consume
+            consumed += len(batch)
+        if producer.flush(60):
+            raise SystemExit("reference: records left undelivered")
+        consumer.consumer.commit(asynchronous=False)
+        seconds = time.perf_counter() - started
+    finally:
+        consumer.close()
+    name = "reference: bare confluent-kafka loop (stage-1 work)"
+    return Measurement(name, consumed, seconds)
+
+
+# -- 2. the Faust processors ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    at: float  # time.monotonic()
+    consumed: int  # job-events records the worker has consumed
+    outcomes: int  # records on the attempt-outcomes topic
+
+
+@dataclass(frozen=True, slots=True)
+class FaustRun:
+    ingest: Measurement
+    end_to_end: Measurement
+    startup_s: float
+    cpu_s: float = 0.0  # the worker's user + system CPU time, startup included
+    wall_s: float = 0.0  # from its start to its exit
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def start_worker(kafka: KafkaSettings, data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "JOBTRAIL_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "JOBTRAIL_TOPIC_PREFIX": kafka.topic_prefix,
+        "JOBTRAIL_PROCESSORS_DATA_DIR": str(data_dir),
+        "JOBTRAIL_PROCESSORS_IDLE_AFTER_S": str(IDLE_AFTER_S),
+    }
+    # The metrics port is on, unlike a quiet `--metrics-port 0` run: Faust commits offsets only
+    # every few seconds, too coarse to time from; its consumed-records counter moves per record.
+    command = [sys.executable, "-m", "jobtrail.cli", "processors"]
+    command += ["--metrics-port", str(port), "--idle-stop-s", str(IDLE_STOP_S)]
+    with (data_dir / "worker.log").open("wb") as log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            command, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=log
+        )
+
+
+def scrape_consumed(url: str, topic: str) -> int | None:
+    """The worker's consumed-records count for `topic`; None while it does not answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            text = response.read().decode()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return None
+    for family in text_string_to_metric_families(text):
+        if family.name != METRIC_IN:
+            continue
+        for sample in family.samples:
+            if sample.name.endswith("_total") and sample.labels.get("topic") == topic:
+                return int(sample.value)
+    return 0  # serving, but nothing consumed yet: the labelled series does not exist yet
+
+
+def written(consumer: Consumer, topic: str, partitions: int) -> int:
+    """Records on `topic`: the sum of its partitions' high watermarks (it starts empty)."""
+    return sum(
+        consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5, cached=False)[1]
+        for p in range(partitions)
+    )
+
+
+def take_sample(
+    last: Sample, running: bool, url: str, watcher: Consumer, kafka: KafkaSettings
+) -> Sample:
+    """Both counts now; a worker that has exited (or not yet serves) keeps its last count."""
+    catalog = topic_catalog(kafka.topic_prefix)
+    before = time.monotonic()
+    consumed = scrape_consumed(url, catalog.job_events.name) if running else None
+    outcomes = written(watcher, catalog.attempt_outcomes.name, kafka.partitions)
+    at = (before + time.monotonic()) / 2  # the two readings take a few milliseconds
+    return Sample(at, last.consumed if consumed is None else consumed, outcomes)
+
+
+def watch_worker(process: subprocess.Popen[bytes], kafka: KafkaSettings, port: int) -> list[Sample]:
+    """Samples the worker until it exits (it stops itself once idle), plus once after."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    # A consumer outside any group, only for watermark queries: it never joins or commits.
+    watcher = Consumer({**common_config(kafka, "bench"), "group.id": f"bench-{uuid.uuid4()}"})
+    samples = [Sample(time.monotonic(), 0, 0)]
+    moved_at = samples[0].at
+    try:
+        while True:
+            running = process.poll() is None
+            sample = take_sample(samples[-1], running, url, watcher, kafka)
+            if (sample.consumed, sample.outcomes) != (samples[-1].consumed, samples[-1].outcomes):
+                moved_at = sample.at
+            samples.append(sample)
+            if not running:
+                return samples
+            if sample.at - moved_at > STALL_S:
+                process.kill()
+                raise SystemExit("processors: no progress for a minute; killed the worker")
+            time.sleep(SAMPLE_S)
+    finally:
+        watcher.close()
+
+
+def reached(samples: Sequence[Sample], count: Callable[[Sample], int], target: int) -> float:
+    """When `count` first reached `target`: the middle of the sampling interval it happened in."""
+    for before, after in itertools.pairwise(samples):
+        if count(before) < target <= count(after):
+            return (before.at + after.at) / 2
+    raise SystemExit(f"processors: never reached {target} (last {count(samples[-1])})")
+
+
+def measure_faust(samples: Sequence[Sample], events: int, expected: int) -> FaustRun:
+    final = samples[-1]
+    if final.consumed != events or final.outcomes != expected:
+        raise SystemExit(
+            f"processors: consumed {final.consumed} of {events} job-events, wrote"
+            f" {final.outcomes} of {expected} attempt outcomes"
+        )
+    first_in = reached(samples, lambda s: s.consumed, 1)
+    last_in = reached(samples, lambda s: s.consumed, events)
+    last_out = reached(samples, lambda s: s.outcomes, expected)
+    return FaustRun(
+        ingest=Measurement(
+            "faust processors: ingest (job-events consumed)", events, last_in - first_in
+        ),
+        end_to_end=Measurement(
+            "faust processors: end to end (last attempt outcome)", events, last_out - first_in
+        ),
+        startup_s=first_in - samples[0].at,
+    )
+
+
+def run_faust(kafka: KafkaSettings, events: int, expected: int) -> FaustRun:
+    with tempfile.TemporaryDirectory(prefix="bench-processors-") as tmp:
+        data_dir = Path(tmp)
+        port = free_port()
+        cpu_before = children_cpu_s()
+        process = start_worker(kafka, data_dir, port)
+        try:
+            samples = watch_worker(process, kafka, port)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+        if process.returncode != 0:
+            log = (data_dir / "worker.log").read_text(errors="replace")
+            raise SystemExit(f"processors exited with {process.returncode}:\n{log[-2000:]}")
+        # CPU beside wall time tells a CPU-bound worker from one that waited: for the broker,
+        # or for a core that something else on this machine was using.
+        return replace(
+            measure_faust(samples, events, expected),
+            cpu_s=children_cpu_s() - cpu_before,
+            wall_s=samples[-1].at - samples[0].at,
+        )
+
+
+def children_cpu_s() -> float:
+    """User + system CPU of this process's waited-for children (the worker is the only one)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+def run_round(
+    admin: TopicAdmin, prefix: str, events: Sequence[JobEvent], expected: int
+) -> tuple[Measurement, FaustRun]:
+    kafka = KafkaSettings(topic_prefix=prefix)
+    create_topics(admin, kafka)
+    print(f"producing {len(events):,} demo events to {prefix}job-events ...", flush=True)
+    produce_events(kafka, events)
+    reference = run_reference(kafka, len(events))
+    print(f"  reference: {reference.events_per_s:,.0f} events/s", flush=True)
+    faust = run_faust(kafka, len(events), expected)
+    print(
+        f"  processors: ingest {faust.ingest.events_per_s:,.0f} events/s, end to end"
+        f" {faust.end_to_end.events_per_s:,.0f} events/s (startup {faust.startup_s:.1f} s,"
+        f" worker CPU {faust.cpu_s:.0f} s in {faust.wall_s:.0f} s)",
+        flush=True,
+    )
+    return reference, faust
+
+
+def report(rounds: list[tuple[Measurement, FaustRun]]) -> list[Measurement]:
+    results = [
+        median_of([reference for reference, _ in rounds]),
+        median_of([faust.ingest for _, faust in rounds]),
+        median_of([faust.end_to_end for _, faust in rounds]),
+    ]
+    reference, ingest_, end_to_end = results
+    label = "1 round" if len(rounds) == 1 else f"median of {len(rounds)} rounds"
+    print(f"\n{label}, {reference.events:,} events, {os.cpu_count()} CPUs")
+    print(f"{'run':56} {'events/s':>10} {'µs/event':>10} {'vs ref':>7}")
+    for result in results:
+        ratio = result.events_per_s / reference.events_per_s
+        print(
+            f"{result.name:56} {result.events_per_s:10,.0f} {result.us_per_event:10.2f}"
+            f" {ratio:7.2f}"
+        )
+    print_notes([faust for _, faust in rounds])
+    print(
+        f"target (the issue): >= {TARGET_EVENTS_PER_S:,} events/s on this {os.cpu_count()}-CPU"
+        f" machine: ingest {verdict(ingest_)}, end to end {verdict(end_to_end)}"
+    )
+    return results
+
+
+def verdict(result: Measurement) -> str:
+    return "met" if result.events_per_s >= TARGET_EVENTS_PER_S else "missed"
+
+
+def print_notes(fausts: list[FaustRun]) -> None:
+    middle = sorted(fausts, key=lambda f: f.startup_s)[len(fausts) // 2]
+    cpu = sum(f.cpu_s for f in fausts) / sum(f.wall_s for f in fausts)
+    lines = [
+        "",
+        "not counted in the processors' figures: the worker's startup (rebalance, table recovery;",
+        f"median {middle.startup_s:.1f} s) and its {IDLE_STOP_S:.0f} s idle wait before exiting."
+        f" End to end includes the {IDLE_AFTER_S:.0f} s idle_after",
+        "before the last outcomes are released. Boundaries: first/last change of the worker's",
+        "consumed-records counter and of the attempt-outcomes high watermarks, sampled every"
+        f" {SAMPLE_S} s",
+        f"(midpoints). Worker CPU: {cpu:.0%} of one core over its lifetime (under 100%: it waited,"
+        " for the broker",
+        "or for a core that something else on this machine was using).",
+    ]
+    print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=1, help="interleaved; medians reported")
+    args = parser.parse_args()
+
+    print(f"preparing {args.events:,} demo events and their expected outcomes ...", flush=True)
+    events = list(Workload(WorkloadConfig(jobs=None, events=args.events), seed=SEED).events())
+    expected = len(recompute(events))  # what the processors must write, by definition
+    base = f"bench-proc-{uuid.uuid4().hex[:8]}-"
+    admin = TopicAdmin(KafkaSettings(topic_prefix=base))
+    rounds: list[tuple[Measurement, FaustRun]] = []
+    try:
+        for r in range(args.rounds):
+            rounds.append(run_round(admin, f"{base}{r}.", events, expected))
+    finally:
+        delete_everything(admin, base)
+    results = report(rounds)
+    path = write_result(
+        "processors",
+        {
+            "events": args.events,
+            "attempt_outcomes": expected,
+            "results": [r.as_dict() for r in results],
+            "rounds": [
+                {
+                    "reference": ref.as_dict(),
+                    "ingest": faust.ingest.as_dict(),
+                    "end_to_end": faust.end_to_end.as_dict(),
+                    "startup_s": round(faust.startup_s, 2),
+                    "worker_cpu_s": round(faust.cpu_s, 2),
+                    "worker_wall_s": round(faust.wall_s, 2),
+                }
+                for ref, faust in rounds
+            ],
+            "target_events_per_s": TARGET_EVENTS_PER_S,
+        },
+    )
+    print(f"results written to {path.relative_to(REPO_ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
