@@ -38,6 +38,7 @@ from processors.dedup import FingerprintEntry, Sighting, observe, request_missin
 from processors.ingest import Rejected, ingest
 from processors.metrics import ProcessorMetrics
 from processors.outcomes import count_from_json, count_to_json, join
+from processors.output import Output
 from processors.settings import ProcessorSettings
 from schemas.codec import create_codec
 from schemas.derived import encode_attempt_outcome, encode_vectorize_request
@@ -80,6 +81,7 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
     settings: ProcessorSettings | None = None,
     kafka: KafkaSettings | None = None,
     metrics: ProcessorMetrics | None = None,
+    output: Output | None = None,
 ) -> faust.App:
     settings = settings or ProcessorSettings()
     kafka = kafka or KafkaSettings()
@@ -108,6 +110,8 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
     # Table writes wait in Faust's producer buffer; at its default bound (100) every agent stalls
     # on flushes many times a second.
     app.producer.buffer.max_messages = 10_000
+    output = output or Output(kafka, metrics)
+    output.install(app)
 
     def raw_topic(name: str) -> Any:
         return app.topic(
@@ -115,13 +119,18 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
         )
 
     job_events = raw_topic(catalog.job_events.name)
-    dead_letters = raw_topic(catalog.job_events_dlq.name)
-    vectorize_requests = raw_topic(catalog.vectorize_requests.name)
-    attempt_outcomes = raw_topic(catalog.attempt_outcomes.name)
     names = internal_topic_names(kafka)
-    sightings = app.topic(names["sightings"], internal=True, partitions=partitions)
-    edges = app.topic(names["edges"], internal=True, partitions=partitions)
-    counts = app.topic(names["counts"], internal=True, partitions=partitions)
+    dlq = catalog.job_events_dlq.name
+    requests = catalog.vectorize_requests.name
+    outcomes = catalog.attempt_outcomes.name
+
+    def internal_topic(name: str) -> Any:
+        return app.topic(name, internal=True, partitions=partitions, key_serializer="raw",
+                         value_serializer="json")  # fmt: skip
+
+    sightings = internal_topic(names["sightings"])
+    edges = internal_topic(names["edges"])
+    counts = internal_topic(names["counts"])
 
     open_attempts = app.Table("open-attempts", partitions=partitions)
     fingerprints = app.Table("fingerprints", partitions=partitions)
@@ -143,10 +152,6 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
         metrics.events_in.labels(message.topic).inc()
         processed[message.topic, message.partition] = message.offset
 
-    async def send(topic: Any, name: str, **kwargs: Any) -> None:
-        await topic.send(**kwargs)
-        metrics.events_out.labels(name).inc()
-
     # -- stage 1: validate, fingerprint, track attempts ------------------------------------------
 
     @app.agent(job_events)
@@ -165,24 +170,13 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
                     key=message.key,
                     value=message.value,
                 )
-                await send(
-                    dead_letters,
-                    dead_letters.get_topic_name(),
-                    key=message.key,
-                    value=message.value,
-                    headers=letter.headers(),
-                )
+                output.send(dlq, message.key, message.value, letter.headers())
                 metrics.dead_letters.labels(letter.reason).inc()
                 continue
             job = result.event
             sighting = result.sighting
             if sighting is not None:
-                await send(
-                    sightings,
-                    names["sightings"],
-                    key=sighting.fingerprint,
-                    value=sighting.to_json(),
-                )
+                output.send_json(names["sightings"], sighting.fingerprint, sighting.to_json())
             stored = open_attempts.get(job.job_id)
             before = None if stored is None else OpenAttempt.from_json(stored)
             after, edge = track(before, job, None if sighting is None else sighting.fingerprint)
@@ -193,12 +187,8 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
                     open_attempts[job.job_id] = after.to_json()
             if edge is not None:
                 for dimension, key in edge.counted_on():
-                    await send(
-                        edges,
-                        names["edges"],
-                        key=f"{dimension}{SEPARATOR}{key}",
-                        value={"d": dimension.value, "e": edge.to_json()},
-                    )
+                    value = {"d": dimension.value, "e": edge.to_json()}
+                    output.send_json(names["edges"], f"{dimension}{SEPARATOR}{key}", value)
             progress.setdefault(message.partition, SourceProgress()).saw(
                 millis(job.occurred_at), time.monotonic()
             )
@@ -221,10 +211,8 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
                 continue
             marks_sent[tp.partition] = (mark, now)
             for target in range(partitions):
-                await edges.send(
-                    value={"wm": tp.partition, "t": mark.time_ms, "idle": mark.idle},
-                    partition=target,
-                )
+                value = {"wm": tp.partition, "t": mark.time_ms, "idle": mark.idle}
+                output.send_json(names["edges"], None, value, partition=target)
 
     @app.timer(1.0)  # type: ignore[untyped-decorator]
     async def report_lag() -> None:
@@ -248,15 +236,10 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
         """Asks every fingerprint partition to request what the configured model lacks (a new
         model re-requests every known error once; a known model finds nothing to do)."""
         for target in range(partitions):
-            await sightings.send(value={"sweep": model}, partition=target)
+            output.send_json(names["sightings"], None, {"sweep": model}, partition=target)
 
-    async def emit_request(entry: FingerprintEntry, request: Any) -> None:
-        await send(
-            vectorize_requests,
-            vectorize_requests.get_topic_name(),
-            key=entry.fingerprint.encode(),
-            value=encode_vectorize_request(request),
-        )
+    def emit_request(entry: FingerprintEntry, request: Any) -> None:
+        output.send(requests, entry.fingerprint.encode(), encode_vectorize_request(request))
 
     @app.agent(sightings)
     async def dedup_fingerprints(stream: faust.StreamT[Any]) -> None:
@@ -273,7 +256,7 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
                     )
                     fingerprints[fingerprint] = {**entry.to_json(), "p": partition}
                     if request is not None:
-                        await emit_request(entry, request)
+                        emit_request(entry, request)
                 continue
             sighting = Sighting.from_json(value)
             stored = fingerprints.get(sighting.fingerprint)
@@ -284,7 +267,7 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
             fingerprints[sighting.fingerprint] = {**entry.to_json(), "p": partition}
             metrics.dedup.labels("new" if request is not None else "seen").inc()
             if request is not None:
-                await emit_request(entry, request)
+                emit_request(entry, request)
 
     # -- concurrency: release edges in event-time order, count what runs at once ----------------
     # Waiting edges are held unacknowledged (in memory), so their offsets are not committed: a
@@ -311,7 +294,7 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
         key = f"{dimension}{SEPARATOR}{edge.worker if dimension == 'worker' else edge.job_name}"
         count = apply(state_of(view, key), edge, Dimension(dimension))
         if count is not None:
-            await send(counts, names["counts"], key=edge.member, value=count_to_json(count))
+            output.send_json(names["counts"], edge.member, count_to_json(count))
         return key
 
     def save(view: _PartitionView, keys: set[str], now: int) -> None:
@@ -383,12 +366,7 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
                 held_parts[member] = (parts, [*waiting, event])
                 continue
             held_parts.pop(member, None)
-            await send(
-                attempt_outcomes,
-                attempt_outcomes.get_topic_name(),
-                key=outcome.job_id.encode(),
-                value=encode_attempt_outcome(outcome),
-            )
+            output.send(outcomes, outcome.job_id.encode(), encode_attempt_outcome(outcome))
             for done in (*waiting, event):
                 await manual.ack(done)
 
