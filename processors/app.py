@@ -194,6 +194,14 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
             )
             metrics.latency.observe(max(0.0, time.time() - message.timestamp))
 
+    async def next_offset(tp: Any) -> int:
+        """The next offset to process: after the last processed one, or, where nothing was
+        processed since this worker took the partition, its read position (the commit)."""
+        last = processed.get((tp.topic, tp.partition))
+        if last is not None:
+            return last + 1
+        return await app.consumer.position(tp) or 0
+
     @app.timer(settings.watermark_interval_s)  # type: ignore[untyped-decorator]
     async def report_event_time() -> None:
         source = job_events.get_topic_name()
@@ -201,7 +209,7 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
         for tp in app.consumer.assignment():
             if tp.topic != source:
                 continue
-            behind = app.consumer.highwater(tp) - processed.get((source, tp.partition), -1) - 1
+            behind = app.consumer.highwater(tp) - await next_offset(tp)
             tracker = progress.setdefault(tp.partition, SourceProgress())
             mark = tracker.mark(now, settings.grace_ms, settings.idle_after_s, behind <= 0)
             last = marks_sent.get(tp.partition)
@@ -221,7 +229,7 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
         for tp in app.consumer.assignment():
             if tp.topic not in sources:
                 continue  # table changelogs: read during recovery only
-            behind = app.consumer.highwater(tp) - processed.get((tp.topic, tp.partition), -1) - 1
+            behind = app.consumer.highwater(tp) - await next_offset(tp)
             lag[tp.topic] = lag.get(tp.topic, 0) + max(0, behind)
         for topic, value in lag.items():
             metrics.lag.labels(topic).set(value)

@@ -50,6 +50,46 @@ def jobtrail_dashboard() -> dict[str, Any]:
                 ("sum by (component) (jobtrail_producer_in_flight)", "in flight"),
             )
         )
+        .with_row(Row("Stream processors"))
+        .with_panel(
+            _panel(
+                "Records in / out by topic",
+                "ops",
+                (_rate("jobtrail_processor_events_in_total", "topic"), "in {{topic}}"),
+                (_rate("jobtrail_processor_events_out_total", "topic"), "out {{topic}}"),
+            )
+        )
+        .with_panel(
+            _panel(
+                "Dead letters by reason / late attempt edges",
+                "ops",
+                (_rate("jobtrail_processor_dead_letters_total", "reason", "5m"), "{{reason}}"),
+                (
+                    _rate("jobtrail_processor_late_attempt_edges_total", "handling", "5m"),
+                    "late {{handling}}",
+                ),
+            )
+        )
+        .with_panel(
+            _panel(
+                "Fingerprints: new vs seen",
+                "ops",
+                (_rate("jobtrail_processor_fingerprints_total", "result"), "{{result}}"),
+            )
+        )
+        .with_panel(
+            _panel(
+                "Lag and latency (p95)",
+                "short",
+                ("sum by (topic) (jobtrail_processor_consumer_lag)", "lag {{topic}}"),
+                (
+                    "histogram_quantile(0.95, "
+                    + _rate("jobtrail_processor_latency_seconds_bucket", "le", "5m")
+                    + ")",
+                    "p95 latency (s)",
+                ),
+            )
+        )
         .with_row(Row("Projections"))
         .with_panel(
             _panel(

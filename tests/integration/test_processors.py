@@ -3,12 +3,15 @@ outcomes equal to the pure recomputation, poison records in the DLQ, and a kill 
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -48,7 +51,12 @@ def processors_kafka(kafka: KafkaSettings) -> Iterator[KafkaSettings]:
 
 
 def worker(
-    kafka: KafkaSettings, data_dir: Path, *, idle_stop_s: float = 0, model: str = "model-a"
+    kafka: KafkaSettings,
+    data_dir: Path,
+    *,
+    idle_stop_s: float = 0,
+    model: str = "model-a",
+    metrics_port: int = 0,
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -58,13 +66,14 @@ def worker(
         "JOBTRAIL_PROCESSORS_EMBEDDING_MODEL": model,
         "JOBTRAIL_PROCESSORS_IDLE_AFTER_S": "2",
     }
-    command = [*JOBTRAIL, "processors", "--metrics-port", "0", "--idle-stop-s", str(idle_stop_s)]
+    command = [*JOBTRAIL, "processors", "--metrics-port", str(metrics_port),
+               "--idle-stop-s", str(idle_stop_s)]  # fmt: skip
     return subprocess.Popen(command, env=env, cwd=REPO_ROOT, stderr=subprocess.DEVNULL)
 
 
 def run_until_idle(kafka: KafkaSettings, data_dir: Path, model: str = "model-a") -> None:
     process = worker(kafka, data_dir, idle_stop_s=6, model=model)
-    assert process.wait(timeout=600) == 0
+    assert process.wait(timeout=800) == 0
 
 
 def records(kafka: KafkaSettings, topic: str, idle_s: float = 3) -> list[bytes]:
@@ -108,16 +117,18 @@ def send_poison(kafka: KafkaSettings) -> dict[str, int]:
     return Counter(reason for _, reason in bad)
 
 
+@pytest.mark.timeout(900)
 def test_one_request_per_distinct_error_outcomes_equal_recomputation_and_poison_in_the_dlq(
     processors_kafka: KafkaSettings, tmp_path: Path
 ) -> None:
     kafka = processors_kafka
     catalog = catalog_of(kafka)
+    events = Workload(WorkloadConfig(jobs=None, events=100_000), seed=7).events()
     with JobEventProducer(kafka) as producer:
-        events = Workload(WorkloadConfig(jobs=None, events=50_000), seed=7).events()
+        producer.send_all(itertools.islice(events, 50_000))
+        producer.flush()
+        expected_dead = send_poison(kafka)  # mid-stream: the rest must flow around them
         producer.send_all(events)
-        expected_dead = send_poison(kafka)
-        producer.send_all(Workload(WorkloadConfig(jobs=None, events=50_000), seed=8).events())
 
     run_until_idle(kafka, tmp_path)
 
@@ -170,6 +181,25 @@ def distinct_errors(count: int, repeats: int, seed: int) -> list[JobEvent]:
     ]
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def scraped(port: int, sample: str) -> float:
+    """One sample of the worker's /metrics; 0 while it does not answer (still starting)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as page:
+            text = page.read().decode()
+    except OSError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith(sample + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
 def committed_backlog(kafka: KafkaSettings, topic: str) -> int:
     """Records of `topic` after the processors' committed offsets: what a restart may redo."""
     consumer = Consumer(consumer_config(kafka, app_id(kafka)))
@@ -185,6 +215,7 @@ def committed_backlog(kafka: KafkaSettings, topic: str) -> int:
         consumer.close()
 
 
+@pytest.mark.timeout(900)
 def test_kill_9_mid_stream_recovers_the_table_and_bounds_duplicates(
     processors_kafka: KafkaSettings, tmp_path: Path
 ) -> None:
@@ -194,12 +225,13 @@ def test_kill_9_mid_stream_recovers_the_table_and_bounds_duplicates(
     with JobEventProducer(kafka) as producer:
         producer.send_all(distinct_errors(distinct, repeats, seed=5))
 
-    process = worker(kafka, tmp_path)
+    port = free_port()
+    process = worker(kafka, tmp_path, metrics_port=port)
     requests_topic = catalog.vectorize_requests.name
     deadline = time.monotonic() + 300
-    while len(records(kafka, requests_topic, idle_s=1)) < distinct * 0.4:
+    while scraped(port, 'jobtrail_processor_fingerprints_total{result="new"}') < distinct * 0.2:
         assert time.monotonic() < deadline and process.poll() is None
-        time.sleep(1)
+        time.sleep(0.05)
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     in_flight = committed_backlog(kafka, internal_topic_names(kafka)["sightings"])
