@@ -18,12 +18,13 @@ import itertools
 import os
 import signal
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
 
-from processors.attempts import SEPARATOR, AttemptEdge, Dimension, OpenAttempt, track
+from processors.attempts import SEPARATOR, AttemptEdge, Dimension, LatestAttempt, track
 from processors.concurrency import (
     EVERYTHING,
     KeyState,
@@ -132,11 +133,12 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
     edges = internal_topic(names["edges"])
     counts = internal_topic(names["counts"])
 
-    open_attempts = app.Table("open-attempts", partitions=partitions)
+    latest_attempts = app.Table("latest-attempts", partitions=partitions)
     fingerprints = app.Table("fingerprints", partitions=partitions)
     key_states = app.Table("concurrency-keys", partitions=partitions)
 
     progress: dict[int, SourceProgress] = {}
+    finished: dict[int, deque[tuple[int, str]]] = {}  # partition -> (ended at, job) of ended jobs
     marks_sent: dict[int, tuple[Mark, float]] = {}
     processed: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset processed
     views: dict[int, _PartitionView] = {}
@@ -177,22 +179,33 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
             sighting = result.sighting
             if sighting is not None:
                 output.send_json(names["sightings"], sighting.fingerprint, sighting.to_json())
-            stored = open_attempts.get(job.job_id)
-            before = None if stored is None else OpenAttempt.from_json(stored)
+            stored = latest_attempts.get(job.job_id)
+            before = None if stored is None else LatestAttempt.from_json(stored)
             after, edge = track(before, job, None if sighting is None else sighting.fingerprint)
-            if after != before:
-                if after is None:
-                    open_attempts.pop(job.job_id, None)
-                else:
-                    open_attempts[job.job_id] = after.to_json()
+            if after is not None and after != before:
+                latest_attempts[job.job_id] = after.to_json()
             if edge is not None:
                 for dimension, key in edge.counted_on():
                     value = {"d": dimension.value, "e": edge.to_json()}
                     output.send_json(names["edges"], f"{dimension}{SEPARATOR}{key}", value)
-            progress.setdefault(message.partition, SourceProgress()).saw(
-                millis(job.occurred_at), time.monotonic()
-            )
+                if edge.terminal and after is not None and after.ended:
+                    finished.setdefault(message.partition, deque()).append(
+                        (edge.time_ms, job.job_id)
+                    )
+            at = millis(job.occurred_at)
+            progress.setdefault(message.partition, SourceProgress()).saw(at, time.monotonic())
+            forget_finished(message.partition, at - settings.horizon_ms)
             metrics.latency.observe(max(0.0, time.time() - message.timestamp))
+
+    def forget_finished(partition: int, before_ms: int) -> None:
+        """Drops the rows of jobs that ended for good a horizon ago: their last edges went out
+        long since (a row is kept until then so that a redelivered end repeats its edge)."""
+        queue = finished.get(partition)
+        while queue and queue[0][0] < before_ms:
+            _, job_id = queue.popleft()
+            stored = latest_attempts.get(job_id)
+            if stored is not None and LatestAttempt.from_json(stored).ended:
+                latest_attempts.pop(job_id, None)
 
     async def next_offset(tp: Any) -> int:
         """The next offset to process: after the last processed one, or, where nothing was
@@ -249,6 +262,9 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
     def emit_request(entry: FingerprintEntry, request: Any) -> None:
         output.send(requests, entry.fingerprint.encode(), encode_vectorize_request(request))
 
+    def remember(entry: FingerprintEntry, partition: int) -> None:
+        fingerprints[entry.fingerprint] = {**entry.to_json(), "p": partition}
+
     @app.agent(sightings)
     async def dedup_fingerprints(stream: faust.StreamT[Any]) -> None:
         async for event in stream.events():
@@ -256,15 +272,19 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
             value = event.value
             partition = event.message.partition
             if "sweep" in value:
+                requested = []
                 for fingerprint, stored in list(fingerprints.items()):
                     if stored.get("p") != partition or value["sweep"] in stored["models"]:
                         continue
                     entry, request = request_missing(
                         FingerprintEntry.from_json(fingerprint, stored), value["sweep"]
                     )
-                    fingerprints[fingerprint] = {**entry.to_json(), "p": partition}
                     if request is not None:
                         emit_request(entry, request)
+                        requested.append(entry)
+                await output.delivered()  # the requests first, then the rows that say so
+                for entry in requested:
+                    remember(entry, partition)
                 continue
             sighting = Sighting.from_json(value)
             stored = fingerprints.get(sighting.fingerprint)
@@ -272,10 +292,13 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
                 None if stored is None else FingerprintEntry.from_json(sighting.fingerprint, stored)
             )
             entry, request = observe(known, sighting, model)
-            fingerprints[sighting.fingerprint] = {**entry.to_json(), "p": partition}
             metrics.dedup.labels("new" if request is not None else "seen").inc()
             if request is not None:
                 emit_request(entry, request)
+                # Rare (first sightings only), so waiting here is cheap; a row saying
+                # "requested" without the request on the broker would lose it after a crash.
+                await output.delivered()
+            remember(entry, partition)
 
     # -- concurrency: release edges in event-time order, count what runs at once ----------------
     # Waiting edges are held unacknowledged (in memory), so their offsets are not committed: a
@@ -325,6 +348,7 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
             latest = max(latest, edge.time_ms)
         if now == EVERYTHING:  # all idle: released up to the last edge, not to the end of time
             now = max([latest, *(mark.time_ms for mark in view.marks.values())])
+        await output.delivered()  # the counts first, then the states that say they were made
         save(view, dirty, now)
         for event in released:
             await stream.ack(event)
@@ -352,7 +376,9 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
                 late = edge.time_ms < view.released_ms - settings.horizon_ms
                 metrics.late_edges.labels("dropped" if late else "counted").inc()
                 if not late:
-                    save(view, {await count_edge(view, value["d"], edge)}, view.released_ms)
+                    counted = await count_edge(view, value["d"], edge)
+                    await output.delivered()
+                    save(view, {counted}, view.released_ms)
                 await manual.ack(event)
                 continue
             order = release_order(edge)

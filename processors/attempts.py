@@ -1,7 +1,7 @@
 """Attempt edges: where each attempt of a job starts and ends, in event time.
 
 The first stage of attempt outcomes runs where job-events are (keyed by job id). It remembers the
-open attempt of each job (`OpenAttempt`, a changelog-backed table row) and turns lifecycle events
+open attempt of each job (`LatestAttempt`, a changelog-backed table row) and turns lifecycle events
 into `AttemptEdge`s: a start at ACTIVE, an end at COMPLETED, FAILED, STALLED or CANCELLED. Edges
 are repartitioned by worker and by job name, where `processors.concurrency` counts what runs at
 once.
@@ -9,7 +9,7 @@ once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -26,17 +26,21 @@ class Dimension(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class OpenAttempt:
+class LatestAttempt:
+    """A job's latest attempt: where and when it started, and whether it has ended. Kept after
+    the end so that a redelivered end makes the same edge again (see `track`)."""
+
     attempt: int
     started_at_ms: int
     worker: str | None
+    ended: bool = False
 
     def to_json(self) -> list[Any]:
-        return [self.attempt, self.started_at_ms, self.worker]
+        return [self.attempt, self.started_at_ms, self.worker, self.ended]
 
     @classmethod
-    def from_json(cls, data: list[Any]) -> OpenAttempt:
-        return cls(data[0], data[1], data[2])
+    def from_json(cls, data: list[Any]) -> LatestAttempt:
+        return cls(data[0], data[1], data[2], data[3])
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,23 +109,25 @@ def is_terminal(event: JobEvent) -> bool:
 
 
 def track(
-    open_attempt: OpenAttempt | None, event: JobEvent, fingerprint: str | None = None
-) -> tuple[OpenAttempt | None, AttemptEdge | None]:
-    """The job's open attempt after `event`, and the edge it makes (None for other types).
+    latest: LatestAttempt | None, event: JobEvent, fingerprint: str | None = None
+) -> tuple[LatestAttempt | None, AttemptEdge | None]:
+    """The job's latest attempt after `event`, and the edge it makes (None for other types).
 
-    A redelivered ACTIVE of the open attempt makes no second start; an end without a start (a
-    job cancelled while queued, or a redelivery after the end) is an end with no start time.
+    Redelivery makes the same edge again rather than none: the output of the first delivery may
+    be what a crash lost, and the concurrency stage ignores an edge it has already counted. An
+    end without a start (a job cancelled while queued) is an end with no start time.
     """
     at = millis(event.occurred_at)
     if event.type is JobEventType.ACTIVE:
-        if open_attempt is not None and open_attempt.attempt == event.attempt:
-            return open_attempt, None
-        opened = OpenAttempt(event.attempt, at, event.worker)
-        return opened, AttemptEdge(at, event.job_id, event.job_name, event.attempt, event.worker)
+        if latest is None or latest.attempt != event.attempt:
+            latest = LatestAttempt(event.attempt, at, event.worker)
+        edge = AttemptEdge(
+            latest.started_at_ms, event.job_id, event.job_name, event.attempt, latest.worker
+        )
+        return latest, edge
     if not event.type.ends_attempt:
-        return open_attempt, None
-    same = open_attempt is not None and open_attempt.attempt == event.attempt
-    started: OpenAttempt | None = open_attempt if same else None
+        return latest, None
+    started = latest if latest is not None and latest.attempt == event.attempt else None
     edge = AttemptEdge(
         time_ms=at,
         job_id=event.job_id,
@@ -133,4 +139,4 @@ def track(
         started_at_ms=None if started is None else started.started_at_ms,
         fingerprint=fingerprint,
     )
-    return (None if same else open_attempt), edge
+    return (latest if started is None else replace(started, ended=True)), edge

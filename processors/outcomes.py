@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from processors.attempts import AttemptEdge, Dimension, OpenAttempt, track
+from processors.attempts import AttemptEdge, Dimension, LatestAttempt, track
 from processors.concurrency import Count
 from processors.fingerprint import fingerprint
 from schemas.derived import AttemptOutcome, AttemptOutcomeType
@@ -59,11 +59,11 @@ def error_fingerprint(event: JobEvent) -> str | None:
 
 def edges_of(events_by_job_in_log_order: Iterable[JobEvent]) -> list[AttemptEdge]:
     """Every edge the first stage makes, given each job's events in log (offset) order."""
-    open_attempts: dict[str, OpenAttempt | None] = {}
+    latest_attempts: dict[str, LatestAttempt | None] = {}
     edges = []
     for event in events_by_job_in_log_order:
-        state, edge = track(open_attempts.get(event.job_id), event, error_fingerprint(event))
-        open_attempts[event.job_id] = state
+        state, edge = track(latest_attempts.get(event.job_id), event, error_fingerprint(event))
+        latest_attempts[event.job_id] = state
         if edge is not None:
             edges.append(edge)
     return edges

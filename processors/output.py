@@ -77,6 +77,12 @@ class Output:
             raise OutputDeliveryError(f"{len(self._failures)} records undelivered: "
                                       f"{self._failures[0]}")  # fmt: skip
 
+    async def delivered(self) -> None:
+        """Waits (off the event loop) until everything sent so far is acknowledged. Before a
+        table write that records an output as done: the table's changelog and this output are
+        two producers, and a crash must never leave the first without the second."""
+        await asyncio.get_running_loop().run_in_executor(None, self.flush)
+
     def close(self) -> None:
         if self._producer is not None:
             self.flush()
@@ -87,7 +93,7 @@ class Output:
         faust_flush: Callable[[], Awaitable[None]] = app.producer.flush
 
         async def flush_both() -> None:
-            await asyncio.get_running_loop().run_in_executor(None, self.flush)
+            await self.delivered()
             await faust_flush()
 
         app.producer.flush = flush_both  # type: ignore[method-assign]

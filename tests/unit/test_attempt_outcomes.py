@@ -14,7 +14,7 @@ from datetime import timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from processors.attempts import AttemptEdge, Dimension, OpenAttempt, track
+from processors.attempts import AttemptEdge, Dimension, LatestAttempt, track
 from processors.concurrency import KeyState, Mark, apply, forget_before, release_order, watermark
 from processors.outcomes import edges_of, error_fingerprint, join, recompute
 from schemas.derived import AttemptOutcome
@@ -34,7 +34,7 @@ def stream_outcomes(
     by_source: dict[int, list[JobEvent]] = defaultdict(list)
     for event in events:
         by_source[zlib.crc32(event.job_id.encode()) % SOURCES].append(event)
-    open_attempts: dict[str, OpenAttempt | None] = {}
+    latest_attempts: dict[str, LatestAttempt | None] = {}
     latest: dict[int, int] = {}
     marks: dict[int, Mark] = {}
     pending: list[tuple[tuple[int, int, str, int], int, AttemptEdge]] = []
@@ -64,8 +64,8 @@ def stream_outcomes(
             marks[source] = Mark(latest.get(source, 0), idle=True)
             release()
             continue
-        state, edge = track(open_attempts.get(event.job_id), event, error_fingerprint(event))
-        open_attempts[event.job_id] = state
+        state, edge = track(latest_attempts.get(event.job_id), event, error_fingerprint(event))
+        latest_attempts[event.job_id] = state
         latest[source] = max(latest.get(source, 0), int(event.occurred_at.timestamp() * 1000))
         if edge is not None:
             heapq.heappush(pending, (release_order(edge), next(tiebreak), edge))
