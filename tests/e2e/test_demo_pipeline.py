@@ -14,7 +14,7 @@ import uuid
 
 from streams.admin import TopicAdmin
 from streams.settings import KafkaSettings
-from tests.conftest import REPO_ROOT, catalog_of
+from tests.conftest import REPO_ROOT
 from tests.integration.stores import delete_redis_prefix
 
 METRICS_PORT = "8000"  # scraped by infra/prometheus/prometheus.yml
@@ -25,6 +25,21 @@ def prometheus_value(base: str, query: str) -> float | None:
     with urllib.request.urlopen(url, timeout=5) as response:
         result = json.load(response)["data"]["result"]
     return float(result[0]["value"][1]) if result else None
+
+
+def watch_until(
+    prometheus_url: str, query: str, process: subprocess.Popen[str], expected: int, wait_s: float
+) -> float | None:
+    """The query's value once it equals `expected`, or the last one seen when the process ends
+    or the wait is over; then the process must end cleanly."""
+    seen = None
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline and process.poll() is None and seen != expected:
+        seen = prometheus_value(prometheus_url, query)
+        time.sleep(1)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    return seen
 
 
 def test_demo_flows_into_kafka_and_prometheus(
@@ -69,22 +84,25 @@ def test_demo_flows_into_kafka_and_prometheus(
         assert sum(1 for e in lines if e["type"] == "QUEUED") == 300
         assert len({e["event_id"] for e in lines}) == sent
 
+        # The stream processors take them in; Prometheus sees how many.
+        env["JOBTRAIL_PROCESSORS_IDLE_AFTER_S"] = "2"
+        env["JOBTRAIL_PROCESSORS_DATA_DIR"] = str(REPO_ROOT / ".infra-data" / f"faust-{prefix}")
+        processors = jobtrail("processors", "--idle-stop-s", "12", "--metrics-port", "8001")
+        query = f'jobtrail_processor_events_in_total{{topic="{prefix}job-events"}}'
+        seen = watch_until(prometheus_url, query, processors, sent, wait_s=60)
+        assert seen == sent, f"Prometheus saw {seen} processed events, the demo sent {sent}"
+
         # The Redis projection folds them; Prometheus sees what it applied.
         env["JOBTRAIL_REDIS_PREFIX"] = prefix
         env["JOBTRAIL_REDIS_URL"] = redis_url
         projector = jobtrail("project", "redis", "--idle-stop-s", "12", "--metrics-port", "8002")
-        applied_query = 'jobtrail_projection_events_applied_total{projection="redis"}'
-        seen = None
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline and projector.poll() is None and seen != sent:
-            seen = prometheus_value(prometheus_url, applied_query)
-            time.sleep(1)
-        _, err = projector.communicate(timeout=120)
-        assert projector.returncode == 0, err
+        query = 'jobtrail_projection_events_applied_total{projection="redis"}'
+        seen = watch_until(prometheus_url, query, projector, sent, wait_s=40)
         assert seen == sent, f"Prometheus saw {seen} applied events, the demo sent {sent}"
         stats = jobtrail("stats")
         out, _ = stats.communicate(timeout=60)
         assert stats.returncode == 0 and "send-email" in out
     finally:
-        TopicAdmin(settings).delete(s.name for s in catalog_of(settings).all())
+        admin = TopicAdmin(settings)
+        admin.delete(name for name in admin.metadata().topics if name.startswith(prefix))
         delete_redis_prefix(redis_url, prefix)
