@@ -1,5 +1,5 @@
-"""The records the processors derive from job-events: vectorization requests and attempt
-outcomes. Avro single-object encoded like JobEvent (schemas/*.avsc), frozen dataclasses in Python.
+"""The records derived from job-events: vectorization requests, attempt outcomes and error
+vectors. Avro single-object encoded like JobEvent (schemas/*.avsc), frozen dataclasses in Python.
 
 Times are milliseconds since the epoch here (the wire resolution, exact integers): the derivations
 compare and subtract them, and `from_millis` turns them into datetimes where people read them.
@@ -8,6 +8,8 @@ compare and subtract them, and `from_millis` turns them into datetimes where peo
 from __future__ import annotations
 
 import json
+import sys
+from array import array
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -15,6 +17,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from jobtrail.errors import CorruptMessageError
 from schemas.codec import SingleObjectCodec
 from schemas.job_event import millis
 
@@ -56,6 +59,25 @@ class AttemptOutcome:
     @property
     def duration_ms(self) -> int | None:
         return None if self.started_at_ms is None else self.ended_at_ms - self.started_at_ms
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorVector:
+    """One template's embedding by one model. Kafka key: `error_vector_key(fingerprint, model)`
+    (the topic is compacted: the latest vector per fingerprint and model stays)."""
+
+    fingerprint: str
+    model: str
+    vector: tuple[float, ...]
+    truncated: bool = False
+
+    @property
+    def dimension(self) -> int:
+        return len(self.vector)
+
+
+def error_vector_key(fingerprint: str, model: str) -> bytes:
+    return f"{fingerprint}:{model}".encode()
 
 
 def _to_millis(value: Any) -> Any:
@@ -108,3 +130,34 @@ def decode_attempt_outcome(data: bytes) -> AttemptOutcome:
         concurrent_on_worker=record["concurrent_on_worker"],
         concurrent_for_job_name=record["concurrent_for_job_name"],
     )
+
+
+def encode_error_vector(vector: ErrorVector) -> bytes:
+    record = {
+        "fingerprint": vector.fingerprint,
+        "model": vector.model,
+        "dimension": vector.dimension,
+        "vector": array("f", vector.vector).tobytes()
+        if sys.byteorder == "little"
+        else _swapped(array("f", vector.vector)),
+        "truncated": vector.truncated,
+    }
+    return _codec("error_vector").encode_record(record)
+
+
+def decode_error_vector(data: bytes) -> ErrorVector:
+    record = _codec("error_vector").decode_record(data)
+    values = array("f")
+    values.frombytes(record["vector"])
+    if sys.byteorder != "little":
+        values.byteswap()
+    if len(values) != record["dimension"]:
+        raise CorruptMessageError(
+            f"error vector of dimension {record['dimension']} holds {len(values)} floats"
+        )
+    return ErrorVector(record["fingerprint"], record["model"], tuple(values), record["truncated"])
+
+
+def _swapped(values: array[float]) -> bytes:
+    values.byteswap()  # the wire is little-endian whatever the machine
+    return values.tobytes()
