@@ -249,6 +249,42 @@ def processors(
     run_worker(settings, kafka)
 
 
+@app.command()
+def embed(
+    idle_stop_s: Annotated[
+        float, typer.Option(help="Stop after this long without new requests (0: run forever).")
+    ] = 0.0,
+    metrics_port: Annotated[
+        int, typer.Option(envvar="JOBTRAIL_EMBED_METRICS_PORT", help="Prometheus port (0: off).")
+    ] = 8004,
+) -> None:
+    """Run an embedder: vectorize requests in (its own consumer group), error vectors out."""
+    import signal
+
+    from processors.embedding.embedder import Embedder
+    from processors.embedding.providers import open_provider
+    from processors.embedding.settings import EmbedderSettings
+    from streams.metrics import serve_metrics
+
+    settings = EmbedderSettings()
+    embedder = Embedder(open_provider(settings), settings=settings)
+    serve_metrics(metrics_port)
+    signal.signal(signal.SIGTERM, lambda *_: embedder.consumer.stopping.set())
+    embedder.start()
+    console.print(
+        f"embedding {embedder.catalog.vectorize_requests.name} with {settings.provider}:"
+        f"{embedder.provider.model} ({len(embedder.known)} already embedded);"
+        f" metrics on :{metrics_port}"
+    )
+    try:
+        embedder.run(idle_stop_s=idle_stop_s or None)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        embedder.close()
+    console.print(f"embedded {embedder.embedded} errors")
+
+
 # -- projections --------------------------------------------------------------------------------
 
 

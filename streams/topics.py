@@ -31,6 +31,7 @@ class TopicCatalog:
     job_events_dlq: TopicSpec
     attempt_outcomes: TopicSpec
     vectorize_requests: TopicSpec
+    vectorize_requests_dlq: TopicSpec
     error_vectors: TopicSpec
 
     def all(self) -> tuple[TopicSpec, ...]:
@@ -39,6 +40,7 @@ class TopicCatalog:
             self.job_events_dlq,
             self.attempt_outcomes,
             self.vectorize_requests,
+            self.vectorize_requests_dlq,
             self.error_vectors,
         )
 
@@ -68,6 +70,12 @@ def topic_catalog(
             "fingerprint",
             "VectorizeRequest",
             **{"retention.ms": str(7 * DAY_MS)},
+        ),
+        vectorize_requests_dlq=spec(
+            "vectorize-requests.dlq",
+            "original key",
+            "original bytes + reason headers",
+            **{"retention.ms": str(365 * DAY_MS)},
         ),
         error_vectors=spec(
             "error-vectors",

@@ -19,6 +19,7 @@ def test_catalog_names_carry_the_prefix() -> None:
         "acme.job-events.dlq",
         "acme.attempt-outcomes",
         "acme.vectorize-requests",
+        "acme.vectorize-requests.dlq",
         "acme.error-vectors",
     ]
 
@@ -45,7 +46,7 @@ def test_plan_creates_everything_on_an_empty_cluster() -> None:
 def test_plan_is_empty_when_the_cluster_matches() -> None:
     plan = plan_topics(topic_catalog(), existing_like_catalog())
     assert plan.create == () and plan.drift == ()
-    assert len(plan.unchanged) == 5
+    assert len(plan.unchanged) == 6
 
 
 def test_plan_reports_drift_and_creates_only_what_is_missing() -> None:

@@ -1,0 +1,48 @@
+"""Settings of the embedding consumers (env prefix `JOBTRAIL_EMBED_`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class EmbedderSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOBTRAIL_EMBED_", frozen=True, extra="ignore")
+
+    provider: Literal["torch", "openai"] = Field(
+        default="torch", description="Where vectors come from"
+    )
+    model: str = Field(
+        default="all-MiniLM-L6-v2",
+        description="Model name: the label of requests and vectors; for torch a local path "
+        "overrides the bundled all-MiniLM-L6-v2 (model_path)",
+    )
+    model_path: str | None = Field(
+        default=None, description="torch: a local sentence-transformers model directory"
+    )
+    device: str | None = Field(
+        default=None, description="torch: cuda, cpu, ...; unset: CUDA (half precision) if present"
+    )
+    batch_size: int = Field(default=64, ge=1, description="Requests embedded per batch")
+    batch_wait_s: float = Field(default=0.5, gt=0, description="Longest wait to fill a batch")
+    openai_base_url: str | None = Field(
+        default=None, description="An OpenAI-compatible server; unset: the OpenAI API"
+    )
+    openai_api_key: SecretStr | None = Field(default=None, description="API key (secret)")
+    openai_timeout_s: float = Field(default=30.0, gt=0, description="Per-request timeout")
+    openai_max_retries: int = Field(
+        default=5, ge=0, description="Retries of 429/5xx/timeouts, honouring Retry-After"
+    )
+    breaker_failures: int = Field(
+        default=3, ge=1, description="Failed batches in a row that open the circuit breaker"
+    )
+    breaker_open_s: float = Field(
+        default=2.0, gt=0, description="First pause while the provider is down (then doubles)"
+    )
+    breaker_max_open_s: float = Field(default=60.0, gt=0, description="Longest pause")
+    session_timeout_ms: int = Field(
+        default=10_000, ge=6000, description="How soon the group notices a crashed embedder"
+    )
+    metrics_port: int = Field(default=8004, ge=0, description="Prometheus port (0: off)")

