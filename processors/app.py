@@ -111,7 +111,7 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
     # Table writes wait in Faust's producer buffer; at its default bound (100) every agent stalls
     # on flushes many times a second.
     app.producer.buffer.max_messages = 10_000
-    output = output or Output(kafka, metrics)
+    output = output or Output(kafka, lambda topic: metrics.events_out.labels(topic).inc())
     output.install(app)
 
     def raw_topic(name: str) -> Any:

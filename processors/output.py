@@ -1,4 +1,5 @@
-"""What the processors produce, through librdkafka rather than Faust's own (aiokafka) producer.
+"""What the processors and embedders produce, through librdkafka (for the Faust app: rather than
+Faust's own aiokafka producer).
 
 Faust's produce path costs ~100 µs of Python per record here; librdkafka's costs a few µs and
 batches in its own thread. At-least-once is kept by flushing these records before Faust commits
@@ -17,7 +18,6 @@ import faust
 from confluent_kafka import KafkaError, Message, Producer
 
 from jobtrail.errors import JobtrailError
-from processors.metrics import ProcessorMetrics
 from streams.kafka_config import producer_config
 from streams.settings import KafkaSettings, ProducerSettings
 
@@ -25,18 +25,18 @@ Headers = list[tuple[str, str | bytes | None]]
 
 
 class OutputDeliveryError(JobtrailError):
-    """A processor's output record was not delivered; the worker stops before committing."""
+    """An output record was not delivered: nothing may be committed after it."""
 
     retryable = True
 
 
 class Output:
-    def __init__(self, kafka: KafkaSettings, metrics: ProcessorMetrics) -> None:
+    def __init__(self, kafka: KafkaSettings, on_sent: Callable[[str], None] | None = None) -> None:
         # A short linger: outputs are small, and commits wait for them.
         settings = ProducerSettings(linger_ms=5)
         self._config = {**producer_config(kafka, settings), "client.id": "jobtrail-processors"}
         self._producer: Producer | None = None
-        self._metrics = metrics
+        self._on_sent = on_sent  # called with the topic of every record sent
         self._failures: list[str] = []
 
     def start(self) -> None:
@@ -60,7 +60,8 @@ class Output:
             except BufferError:
                 producer.poll(0.05)  # back-pressure: librdkafka's queue is at its bound
         producer.poll(0)
-        self._metrics.events_out.labels(topic).inc()
+        if self._on_sent is not None:
+            self._on_sent(topic)
 
     def send_json(
         self, topic: str, key: str | None, value: Any, partition: int | None = None
@@ -74,8 +75,8 @@ class Output:
         while producer.flush(1.0):
             pass
         if self._failures:
-            raise OutputDeliveryError(f"{len(self._failures)} records undelivered: "
-                                      f"{self._failures[0]}")  # fmt: skip
+            failures, self._failures = self._failures, []
+            raise OutputDeliveryError(f"{len(failures)} records undelivered: {failures[0]}")
 
     async def delivered(self) -> None:
         """Waits (off the event loop) until everything sent so far is acknowledged. Before a

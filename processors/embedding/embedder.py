@@ -12,14 +12,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import Message
 
-from jobtrail.errors import JobtrailError, SchemaError
+from jobtrail.errors import SchemaError
 from processors.embedding.breaker import CircuitBreaker
 from processors.embedding.metrics import EmbedderMetrics
 from processors.embedding.ports import EmbeddingProvider, ProviderUnavailableError
 from processors.embedding.settings import EmbedderSettings
 from processors.embedding.texts import EmbedText, Unembeddable, text_for
+from processors.output import Output, OutputDeliveryError
 from schemas.derived import (
     ErrorVector,
     VectorizeRequest,
@@ -29,16 +30,9 @@ from schemas.derived import (
 )
 from streams.consumer import BatchConsumer
 from streams.dlq import DeadLetter
-from streams.kafka_config import producer_config
 from streams.reader import read_messages
-from streams.settings import KafkaSettings, ProducerSettings
+from streams.settings import KafkaSettings
 from streams.topics import topic_catalog
-
-
-class VectorDeliveryError(JobtrailError):
-    """Vectors were not acknowledged by the broker; the batch is retried."""
-
-    retryable = True
 
 
 @dataclass
@@ -112,11 +106,10 @@ class Embedder:
         )
         self.known: set[str] = set()  # fingerprints with a vector for this model
         self.embedded = 0
-        self._producer: Producer | None = None
-        self._failures: list[str] = []
+        self.output = Output(self.kafka)
 
     def start(self) -> Embedder:
-        self._producer = Producer(producer_config(self.kafka, ProducerSettings(linger_ms=5)))
+        self.output.start()
         self.known = self._known_fingerprints()
         self.consumer.start()
         return self
@@ -126,8 +119,7 @@ class Embedder:
 
     def close(self) -> None:
         self.consumer.close()
-        if self._producer is not None:
-            self._producer.flush(10)
+        self.output.close()
 
     def handle(self, messages: list[Message]) -> None:
         todo = plan(messages, self.provider.model, self.known, self.provider.max_chars)
@@ -139,7 +131,7 @@ class Embedder:
             vectors = self._embed([text.text for _, text in todo.embed])
             for (request, text), vector in zip(todo.embed, vectors, strict=True):
                 self._send(ErrorVector(request.fingerprint, model, tuple(vector), text.truncated))
-        self._flush()  # acknowledged before BatchConsumer commits
+        self.output.flush()  # acknowledged before BatchConsumer commits
         self.known.update(request.fingerprint for request, _ in todo.embed)
         self.embedded += len(todo.embed)
         self.metrics.texts.labels(model).inc(len(todo.embed))
@@ -163,7 +155,7 @@ class Embedder:
 
     def _pause(self, error: BaseException) -> float:
         """After a failed batch (already rewound): how long to wait before polling again."""
-        if not isinstance(error, ProviderUnavailableError | VectorDeliveryError):
+        if not isinstance(error, ProviderUnavailableError | OutputDeliveryError):
             raise error
         wait = self.breaker.wait_s()
         self.metrics.circuit_open.labels(self.provider.model).set(1 if wait else 0)
@@ -171,40 +163,13 @@ class Embedder:
 
     def _send(self, vector: ErrorVector) -> None:
         key = error_vector_key(vector.fingerprint, vector.model)
-        self._produce(self.catalog.error_vectors.name, key, encode_error_vector(vector), None)
+        self.output.send(self.catalog.error_vectors.name, key, encode_error_vector(vector))
 
     def _dead_letter(self, message: Message, reason: str, detail: str) -> None:
         letter = DeadLetter.of(message, reason, detail)
-        self._produce(self.catalog.vectorize_requests_dlq.name, letter.key, letter.value,
-                      letter.headers())  # fmt: skip
+        self.output.send(self.catalog.vectorize_requests_dlq.name, letter.key,
+                         letter.value or b"", letter.headers())  # fmt: skip
         self.metrics.rejected.labels(reason).inc()
-
-    def _produce(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        headers: list[tuple[str, str | bytes | None]] | None,
-    ) -> None:
-        producer = self._require()
-        while True:
-            try:
-                producer.produce(topic, value, key, headers=headers, on_delivery=self._delivered)
-                return
-            except BufferError:
-                producer.poll(0.05)
-
-    def _flush(self) -> None:
-        producer = self._require()
-        while producer.flush(1.0):
-            pass
-        if self._failures:
-            failures, self._failures = self._failures, []
-            raise VectorDeliveryError(f"{len(failures)} records undelivered: {failures[0]}")
-
-    def _delivered(self, error: KafkaError | None, message: Message) -> None:
-        if error is not None:
-            self._failures.append(f"{message.topic()}: {error}")
 
     def _known_fingerprints(self) -> set[str]:
         """Fingerprints the compacted error-vectors topic has a vector of this model for."""
@@ -215,8 +180,3 @@ class Embedder:
             if key.endswith(suffix) and message.value() is not None:
                 known.add(key[: -len(suffix)].decode())
         return known
-
-    def _require(self) -> Producer:
-        if self._producer is None:
-            raise RuntimeError("Embedder.start() first")
-        return self._producer

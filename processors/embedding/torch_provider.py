@@ -47,8 +47,9 @@ class TorchProvider:
         model = SentenceTransformer(path, device=device)
         if device.startswith("cuda"):
             model = model.half()
-        # Word pieces are at least one character: the model's token limit bounds the text.
-        self._max_chars = max(1, int(model.max_seq_length)) * 8
+        # The model cuts its input at max_seq_length word pieces itself; past ~8 characters a
+        # piece a text is surely cut, so it is cut here and flagged `truncated`.
+        self._max_chars = int(model.max_seq_length or 256) * 8
         self._model = model
         return self
 
