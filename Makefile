@@ -18,7 +18,7 @@ help: ## list the targets
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,couchbase,processors,embed-openai]'
+	$(BIN)/pip install -q -e '.[dev,couchbase,processors,embed-openai,embed-torch]'
 	@touch $@
 
 setup: $(BIN)/.installed ## create .venv and install jobtrail with its dev tools
