@@ -10,7 +10,7 @@ DEMO_RATE ?= 0
 .DEFAULT_GOAL := help
 .PHONY: help setup infra-install infra-up infra-down infra-status infra-logs topics demo up down \
         test test-unit test-integration lint format typecheck bench-produce bench-projections \
-        bench-processors processors project-redis project-couchbase rebuild-redis rebuild-couchbase stats fingerprint-accuracy dashboards clean
+        bench-processors bench-embed embed processors project-redis project-couchbase rebuild-redis rebuild-couchbase stats fingerprint-accuracy dashboards clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -91,6 +91,12 @@ bench-projections: setup infra-up ## projections vs redis-benchmark and bare Cou
 
 bench-processors: setup infra-up ## Faust processors (ingest, end to end) vs a bare confluent-kafka stage-1 loop
 	$(BIN)/python -m bench.processors
+
+bench-embed: setup infra-up ## embedder (torch) vs raw sentence-transformers encode, same texts and batch size
+	$(BIN)/python -m bench.embed
+
+embed: setup ## run an embedder (until Ctrl-C); JOBTRAIL_EMBED_* choose provider and model
+	$(JOBTRAIL) embed
 
 processors: setup ## run a stream-processor worker (until Ctrl-C); start more to scale out
 	$(JOBTRAIL) processors

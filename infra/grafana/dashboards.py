@@ -90,6 +90,36 @@ def jobtrail_dashboard() -> dict[str, Any]:
                 ),
             )
         )
+        .with_row(Row("Embedders"))
+        .with_panel(
+            _panel(
+                "Texts embedded / cache hits",
+                "ops",
+                (_rate("jobtrail_embed_texts_total", "model"), "{{model}}"),
+                (_rate("jobtrail_embed_cache_hits_total", "model"), "cache hits {{model}}"),
+            )
+        )
+        .with_panel(
+            _panel(
+                "Provider latency (p95) and circuit",
+                "s",
+                (
+                    "histogram_quantile(0.95, "
+                    + _rate("jobtrail_embed_latency_seconds_bucket", "le, model", "5m")
+                    + ")",
+                    "p95 {{model}}",
+                ),
+                ("max by (model) (jobtrail_embed_circuit_open)", "circuit open {{model}}"),
+            )
+        )
+        .with_panel(
+            _panel(
+                "Provider errors / rejected requests",
+                "short",
+                (_rate("jobtrail_embed_provider_errors_total", "model", "5m"), "errors {{model}}"),
+                (_rate("jobtrail_embed_rejected_total", "reason", "5m"), "rejected {{reason}}"),
+            )
+        )
         .with_row(Row("Projections"))
         .with_panel(
             _panel(
