@@ -7,8 +7,10 @@ Topology (every arrow is a Kafka topic; internal ones are created by Faust):
                   └──────► processors.attempt-edges ──concurrency──► processors.attempt-counts
                                                               ──join──► attempt-outcomes
 
-Each stage's state is a changelog-backed table, so a restarted or rebalanced worker resumes
-where the last one stopped. More workers with the same settings share the partitions.
+What must survive a restart is in changelog-backed tables (latest attempt per job, fingerprint
+rows, per-key concurrency); edges waiting for the watermark and outcome halves are held
+unacknowledged instead, so a restarted or rebalanced worker reads them again. More workers with
+the same settings share the partitions.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, cast
 
 import faust
 
-from processors.attempts import SEPARATOR, AttemptEdge, Dimension, LatestAttempt, track
+from processors.attempts import AttemptEdge, Dimension, LatestAttempt, dimension_key, track
 from processors.concurrency import (
     EVERYTHING,
     KeyState,
@@ -187,7 +189,7 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
             if edge is not None:
                 for dimension, key in edge.counted_on():
                     value = {"d": dimension.value, "e": edge.to_json()}
-                    output.send_json(names["edges"], f"{dimension}{SEPARATOR}{key}", value)
+                    output.send_json(names["edges"], dimension_key(dimension, key), value)
                 if edge.terminal and after is not None and after.ended:
                     finished.setdefault(message.partition, deque()).append(
                         (edge.time_ms, job.job_id)
@@ -322,8 +324,9 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
         return state
 
     async def count_edge(view: _PartitionView, dimension: str, edge: AttemptEdge) -> str:
-        key = f"{dimension}{SEPARATOR}{edge.worker if dimension == 'worker' else edge.job_name}"
-        count = apply(state_of(view, key), edge, Dimension(dimension))
+        counted = Dimension(dimension)
+        key = dimension_key(counted, dict(edge.counted_on())[counted])
+        count = apply(state_of(view, key), edge, counted)
         if count is not None:
             output.send_json(names["counts"], edge.member, count_to_json(count))
         return key

@@ -25,6 +25,11 @@ class Dimension(StrEnum):
     JOB_NAME = "job_name"
 
 
+def dimension_key(dimension: Dimension, key: str) -> str:
+    """The concurrency stage's partition key and table key of one worker or job name."""
+    return f"{dimension}{SEPARATOR}{key}"
+
+
 @dataclass(frozen=True, slots=True)
 class LatestAttempt:
     """A job's latest attempt: where and when it started, and whether it has ended. Kept after
