@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import logging
 import os
 import signal
 import time
@@ -49,6 +50,11 @@ from schemas.job_event import millis
 from streams.dlq import DeadLetter
 from streams.settings import KafkaSettings
 from streams.topics import topic_catalog
+
+log = logging.getLogger(__name__)
+
+# Behind, yet nothing consumed this long: a stall worth a warning that says where it is.
+STALL_WARN_S = 30.0
 
 Held = tuple[
     tuple[int, int, str, int], str, int, AttemptEdge, Any
@@ -148,6 +154,7 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
     sequence = itertools.count()  # ties in the heap never compare edges or events
 
     last_consumed = [time.monotonic()]
+    stall_warned = [0.0]
 
     def consumed(message: Any, *, data: bool = True) -> None:
         """Counts a record; `data` False for event-time marks, which must not look like work."""
@@ -240,17 +247,40 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
     @app.timer(1.0)  # type: ignore[untyped-decorator]
     async def report_lag() -> None:
         lag: dict[str, int] = {}
+        lagging: list[Any] = []
         sources = {topic.get_topic_name() for topic in (job_events, sightings, edges, counts)}
         for tp in app.consumer.assignment():
             if tp.topic not in sources:
                 continue  # table changelogs: read during recovery only
             behind = app.consumer.highwater(tp) - await next_offset(tp)
             lag[tp.topic] = lag.get(tp.topic, 0) + max(0, behind)
+            if behind > 0:
+                lagging.append(tp)
         for topic, value in lag.items():
             metrics.lag.labels(topic).set(value)
-        quiet = time.monotonic() - last_consumed[0]
+        now = time.monotonic()
+        quiet = now - last_consumed[0]
+        if lagging and quiet >= STALL_WARN_S and now - stall_warned[0] >= STALL_WARN_S:
+            stall_warned[0] = now
+            await warn_stalled(lagging, quiet)
         if settings.idle_stop_s and quiet >= settings.idle_stop_s and not any(lag.values()):
             os.kill(os.getpid(), signal.SIGTERM)  # the worker's own graceful stop and commit
+
+    async def warn_stalled(lagging: list[Any], quiet: float) -> None:
+        """Behind but consuming nothing: names each partition with its read position, what
+        was processed, the high watermark and whether Faust stopped fetching it."""
+        consumer: Any = app.consumer
+        parts = []
+        for tp in lagging:
+            flags = [name for name, tps in (("paused", consumer._paused_partitions),
+                                            ("buffer-full", consumer._buffered_partitions))
+                     if tp in tps]  # fmt: skip
+            parts.append(f"{tp.topic}[{tp.partition}] position={await consumer.position(tp)}"
+                         f" processed={processed.get((tp.topic, tp.partition))}"
+                         f" highwater={consumer.highwater(tp)} {' '.join(flags)}")  # fmt: skip
+        state = f"flow active: {consumer.flow_active}, rebalancing: {app.rebalancing}"
+        log.warning("behind, yet nothing consumed for %.0f s (%s): %s", quiet, state,
+                    "; ".join(parts))  # fmt: skip
 
     # -- dedup: one vectorize request per fingerprint and model ----------------------------------
 

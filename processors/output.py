@@ -18,6 +18,7 @@ import faust
 from confluent_kafka import KafkaError, Message, Producer
 
 from jobtrail.errors import JobtrailError
+from streams.backpressure import produce_waiting
 from streams.kafka_config import producer_config
 from streams.settings import KafkaSettings, ProducerSettings
 
@@ -52,13 +53,8 @@ class Output:
     ) -> None:
         producer = self._require()
         extra: dict[str, Any] = {} if partition is None else {"partition": partition}
-        while True:
-            try:
-                producer.produce(topic, value, key, headers=headers, on_delivery=self._delivered,
-                                 **extra)  # fmt: skip
-                break
-            except BufferError:
-                producer.poll(0.05)  # back-pressure: librdkafka's queue is at its bound
+        produce_waiting(producer, topic, value, key, headers=headers,
+                        on_delivery=self._delivered, **extra)  # fmt: skip
         producer.poll(0)
         if self._on_sent is not None:
             self._on_sent(topic)

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from confluent_kafka import Message, Producer
 
+from streams.backpressure import produce_waiting
+
 REASON_HEADER = "jobtrail.dlq.reason"
 DETAIL_HEADER = "jobtrail.dlq.detail"
 SOURCE_TOPIC_HEADER = "jobtrail.dlq.topic"
@@ -69,14 +71,8 @@ class DeadLetterWriter:
         self.counts: Counter[str] = Counter()
 
     def write(self, letter: DeadLetter) -> None:
-        while True:
-            try:
-                self._producer.produce(
-                    self.topic, letter.value, letter.key, headers=letter.headers()
-                )
-                break
-            except BufferError:
-                self._producer.poll(0.05)
+        produce_waiting(self._producer, self.topic, letter.value, letter.key,
+                        headers=letter.headers())  # fmt: skip
         self.counts[letter.reason] += 1
 
 

@@ -18,6 +18,7 @@ from confluent_kafka import KafkaError, Message, Producer
 from jobtrail.errors import DeliveryError
 from schemas.codec import JobEventCodec, create_codec
 from schemas.job_event import JobEvent, JobEventType
+from streams.backpressure import produce_waiting
 from streams.kafka_config import producer_config
 from streams.metadata import fetch_metadata
 from streams.settings import KafkaSettings, ProducerSettings
@@ -125,15 +126,7 @@ class JobEventProducer:
         return count
 
     def _produce(self, key: bytes, value: bytes, headers: Headers) -> None:
-        producer = self._require_started()
-        while True:
-            try:
-                producer.produce(self.topic, value, key, headers=headers)
-                return
-            except BufferError:
-                # Back-pressure: the local queue is at its bound; serve delivery reports until
-                # librdkafka frees room rather than letting memory grow.
-                producer.poll(0.05)
+        produce_waiting(self._require_started(), self.topic, value, key, headers=headers)
 
     def poll(self, timeout: float = 0.0) -> int:
         """Serves delivery reports; call it regularly (send paths do when the buffer fills)."""

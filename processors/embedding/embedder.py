@@ -94,7 +94,8 @@ class Embedder:
             self.kafka,
             group_id(self.kafka, provider.model),
             [self.catalog.vectorize_requests.name],
-            batch_size=self.settings.batch_size,
+            # Several model batches per round: the provider sorts them by length (less padding).
+            batch_size=self.settings.batch_size * self.settings.fetch_batches,
             batch_wait_s=self.settings.batch_wait_s,
             **{"session.timeout.ms": self.settings.session_timeout_ms},
         )

@@ -18,4 +18,6 @@ def open_provider(settings: EmbedderSettings) -> EmbeddingProvider:
         ).start()
     from processors.embedding.torch_provider import TorchProvider
 
-    return TorchProvider(settings.model, settings.model_path, settings.device).start()
+    return TorchProvider(
+        settings.model, settings.model_path, settings.device, batch_size=settings.batch_size
+    ).start()

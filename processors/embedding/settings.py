@@ -25,8 +25,14 @@ class EmbedderSettings(BaseSettings):
     device: str | None = Field(
         default=None, description="torch: cuda, cpu, ...; unset: CUDA (half precision) if present"
     )
-    batch_size: int = Field(default=64, ge=1, description="Requests embedded per batch")
-    batch_wait_s: float = Field(default=0.5, gt=0, description="Longest wait to fill a batch")
+    batch_size: int = Field(default=64, ge=1, description="Texts per model forward pass")
+    fetch_batches: int = Field(
+        default=8,
+        ge=1,
+        description="Model batches consumed together: one provider call whose texts are sorted "
+        "by length, so each forward pass pads its texts to a similar length",
+    )
+    batch_wait_s: float = Field(default=0.5, gt=0, description="Longest wait to fill a round")
     openai_base_url: str | None = Field(
         default=None, description="An OpenAI-compatible server; unset: the OpenAI API"
     )

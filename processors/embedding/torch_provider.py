@@ -14,8 +14,16 @@ EXTRA = "pip install -e '.[embed-torch]'"
 
 
 class TorchProvider:
-    def __init__(self, model: str, model_path: str | None = None, device: str | None = None):
+    def __init__(
+        self,
+        model: str,
+        model_path: str | None = None,
+        device: str | None = None,
+        *,
+        batch_size: int = 64,
+    ) -> None:
         self._model_name = model
+        self._batch_size = batch_size
         self._model_path = model_path
         self._device = device
         self._model: Any = None
@@ -54,10 +62,14 @@ class TorchProvider:
         return self
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        # encode() sorts the texts by length and runs them `batch_size` at a time: handed many
+        # batches at once, each forward pass pads its texts to a similar length (the cost of a
+        # pass is its longest text times its size), and the vectors come back in input order.
         vectors = self._require().encode(
-            list(texts), batch_size=len(texts), convert_to_numpy=True, show_progress_bar=False
+            list(texts), batch_size=self._batch_size, convert_to_numpy=True, show_progress_bar=False
         )
-        return [[float(value) for value in row] for row in vectors]
+        rows: list[list[float]] = vectors.tolist()
+        return rows
 
     def _require(self) -> Any:
         if self._model is None:

@@ -68,6 +68,7 @@ def embedder_process(kafka: KafkaSettings, base: str, batch_size: int) -> subpro
         "JOBTRAIL_EMBED_OPENAI_BASE_URL": base + "/v1",
         "JOBTRAIL_EMBED_OPENAI_TIMEOUT_S": "5",
         "JOBTRAIL_EMBED_BATCH_SIZE": str(batch_size),
+        "JOBTRAIL_EMBED_FETCH_BATCHES": "1",  # rounds of one batch: the bounds below count them
     }
     command = [sys.executable, "-m", "jobtrail.cli", "embed", "--metrics-port", "0",
                "--idle-stop-s", "20"]  # fmt: skip
@@ -84,7 +85,8 @@ def test_every_request_ends_in_one_vector_through_failures_and_an_outage(
     numbered = list(enumerate(templates))
     send_requests(kafka, [*numbered, (200, "   "), *numbered[:20]])  # an empty one, repeats
     control(fake_openai, script=["429", "500", "slow", "ok", "429"])
-    settings = EmbedderSettings(provider="openai", model=MODEL, batch_size=32, batch_wait_s=0.2,
+    settings = EmbedderSettings(provider="openai", model=MODEL, batch_size=32, fetch_batches=1,
+                                batch_wait_s=0.2,
                                 breaker_failures=1, breaker_open_s=0.5)  # fmt: skip
     provider = OpenAIProvider(MODEL, api_key=None, base_url=fake_openai + "/v1", timeout_s=1.0,
                               max_retries=1)  # fmt: skip

@@ -65,15 +65,30 @@ def worker(
         "JOBTRAIL_PROCESSORS_DATA_DIR": str(data_dir),
         "JOBTRAIL_PROCESSORS_EMBEDDING_MODEL": model,
         "JOBTRAIL_PROCESSORS_IDLE_AFTER_S": "2",
+        "JOBTRAIL_PROCESSORS_LOG_LEVEL": "info",
     }
     command = [*JOBTRAIL, "processors", "--metrics-port", str(metrics_port),
                "--idle-stop-s", str(idle_stop_s)]  # fmt: skip
-    return subprocess.Popen(command, env=env, cwd=REPO_ROOT, stderr=subprocess.DEVNULL)
+    log = data_dir / f"worker-{time.time_ns()}.log"
+    with log.open("wb") as sink:  # the child keeps its own descriptor
+        return subprocess.Popen(command, env=env, cwd=REPO_ROOT, stderr=sink)
+
+
+def log_tail(data_dir: Path, lines: int = 80) -> str:
+    """The end of the newest worker log: what a failure message needs to be diagnosed."""
+    logs = sorted(data_dir.glob("worker-*.log"))
+    return "\n".join(logs[-1].read_text(errors="replace").splitlines()[-lines:]) if logs else ""
 
 
 def run_until_idle(kafka: KafkaSettings, data_dir: Path, model: str = "model-a") -> None:
     process = worker(kafka, data_dir, idle_stop_s=6, model=model)
-    assert process.wait(timeout=800) == 0
+    try:
+        returncode = process.wait(timeout=600)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail(f"the worker did not stop once idle; its log ends:\n{log_tail(data_dir)}")
+    assert returncode == 0, log_tail(data_dir)
 
 
 def records(kafka: KafkaSettings, topic: str, idle_s: float = 3) -> list[bytes]:

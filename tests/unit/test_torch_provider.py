@@ -30,3 +30,17 @@ def test_vectors_equal_sentence_transformers_encode() -> None:
     assert [len(vector) for vector in ours] == [384] * len(TEXTS)
     for vector, expected in zip(ours, reference, strict=True):
         assert cosine(vector, [float(value) for value in expected]) >= 0.9999
+
+
+def test_many_model_batches_in_one_call_come_back_in_input_order() -> None:
+    """Handed several batches' worth, encode() sorts the texts by length; the vectors must still
+    be those of the texts at the same positions."""
+    from sentence_transformers import SentenceTransformer
+
+    provider = TorchProvider("all-MiniLM-L6-v2", device="cpu", batch_size=2).start()
+    texts = [*TEXTS, "x", "a much longer text: " + " ".join(TEXTS)]
+    ours = provider.embed(texts)
+    model = SentenceTransformer(bundled_model_path(), device="cpu")
+    for text, vector in zip(texts, ours, strict=True):
+        alone = [float(value) for value in model.encode([text])[0]]
+        assert cosine(vector, alone) >= 0.9999
