@@ -8,9 +8,9 @@ Topology (every arrow is a Kafka topic; internal ones are created by Faust):
                                                               ──join──► attempt-outcomes
 
 What must survive a restart is in changelog-backed tables (latest attempt per job, fingerprint
-rows, per-key concurrency); edges waiting for the watermark and outcome halves are held
-unacknowledged instead, so a restarted or rebalanced worker reads them again. More workers with
-the same settings share the partitions.
+rows, per-key concurrency, the halves of each attempt's outcome); edges waiting for the watermark
+are held unacknowledged instead, so a restarted or rebalanced worker reads them again. More
+workers with the same settings share the partitions.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import os
 import signal
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -56,9 +57,21 @@ log = logging.getLogger(__name__)
 # Behind, yet nothing consumed this long: a stall worth a warning that says where it is.
 STALL_WARN_S = 30.0
 
+
+@dataclass(slots=True)
+class _Arrival:
+    """An attempt-edges record, kept in offset order until it and every record before it on its
+    partition are done, and only then acknowledged: Faust commits the first run of consecutive
+    acknowledged offsets, and on a partition it has not committed yet it ignores a gap at the
+    head, so acknowledging a mark while earlier edges are held would commit past those edges."""
+
+    event: Any
+    done: bool = False
+
+
 Held = tuple[
-    tuple[int, int, str, int], str, int, AttemptEdge, Any
-]  # order, dimension, seq, edge, event
+    tuple[int, int, str, int], str, int, AttemptEdge, _Arrival
+]  # order, dimension, seq, edge, arrival
 
 
 @dataclass(slots=True)
@@ -68,6 +81,7 @@ class _PartitionView:
 
     marks: dict[int, Mark] = field(default_factory=dict)
     heap: list[Held] = field(default_factory=list)
+    arrivals: deque[_Arrival] = field(default_factory=deque)  # offset order, not yet acknowledged
     states: dict[str, KeyState] = field(default_factory=dict)
     released_ms: int | None = None
 
@@ -114,6 +128,10 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
         consumer_auto_offset_reset="earliest",
         producer_linger_ms=20,
         broker_session_timeout=10.0,
+        # Edges wait for the watermark unacknowledged, on purpose; Faust's default waits for every
+        # unacknowledged record before a rebalance or a stop, which would wait forever. Not
+        # waiting is safe: what is unacknowledged is not committed and is read again.
+        stream_wait_empty=False,
     )
 
     # Table writes wait in Faust's producer buffer; at its default bound (100) every agent stalls
@@ -144,13 +162,14 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
     latest_attempts = app.Table("latest-attempts", partitions=partitions)
     fingerprints = app.Table("fingerprints", partitions=partitions)
     key_states = app.Table("concurrency-keys", partitions=partitions)
+    halves = app.Table("outcome-halves", partitions=partitions)  # member -> {dimension: count}
 
     progress: dict[int, SourceProgress] = {}
     finished: dict[int, deque[tuple[int, str]]] = {}  # partition -> (ended at, job) of ended jobs
     marks_sent: dict[int, tuple[Mark, float]] = {}
     processed: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset processed
     views: dict[int, _PartitionView] = {}
-    held_parts: dict[str, tuple[dict[str, int], list[Any]]] = {}
+    joined: dict[int, deque[tuple[int, str]]] = {}  # partition -> (ended at, member) joined
     sequence = itertools.count()  # ties in the heap never compare edges or events
 
     last_consumed = [time.monotonic()]
@@ -163,11 +182,52 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
         metrics.events_in.labels(message.topic).inc()
         processed[message.topic, message.partition] = message.offset
 
+    # -- records in offset order, none skipped --------------------------------------------------
+    # Faust can lose records around a (re)start or rebalance: records fetched while it resumes
+    # its streams are dropped from its queues, and where the partition has no committed offset
+    # (or the seek came first) nothing fetches them again. Our topics have no gaps (no compaction,
+    # no transactions), so a record past the next expected offset means some were skipped: the
+    # partition is rewound to them and records are dropped, unacknowledged, until they come.
+    rewound: dict[tuple[str, int], int] = {}  # (topic, partition) -> offset rewound to
+
+    async def in_order(message: Any) -> bool:
+        key = (message.topic, message.partition)
+        last = processed.get(key)
+        committed = cast(Any, app.consumer)._committed_offset.get(message.tp)
+        expected = last + 1 if last is not None else committed or 0
+        if message.offset <= expected:  # the next one, or a redelivery after a seek
+            rewound.pop(key, None)
+            return True
+        if last is None and not committed:  # nothing committed: the log may start later
+            earliest = await app.consumer.earliest_offsets(message.tp)
+            if message.offset <= earliest.get(message.tp, 0):
+                return True
+        if rewound.get(key) != expected:
+            rewound[key] = expected
+            metrics.rewinds.labels(message.topic).inc()
+            log.warning("records %s..%s of %s[%s] were skipped by the consumer: rewinding",
+                        expected, message.offset - 1, message.topic, message.partition)  # fmt: skip
+            await app.consumer.seek(message.tp, expected)
+        return False
+
+    async def in_order_events(stream: Any) -> AsyncIterator[Any]:
+        """The stream's events in offset order, each acknowledged once the next is asked for
+        (Faust's own rule), except those dropped for a rewind: they come again."""
+        manual = cast(faust.Stream[Any], stream).noack()
+        previous = None
+        async for event in manual.events():
+            if previous is not None:
+                await manual.ack(previous)
+                previous = None
+            if await in_order(event.message):
+                previous = event
+                yield event
+
     # -- stage 1: validate, fingerprint, track attempts ------------------------------------------
 
     @app.agent(job_events)
     async def ingest_job_events(stream: faust.StreamT[bytes]) -> None:
-        async for event in stream.events():
+        async for event in in_order_events(stream):
             message = event.message
             consumed(message)
             result = ingest(codec, message.value, message.topic)
@@ -260,15 +320,18 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
             metrics.lag.labels(topic).set(value)
         now = time.monotonic()
         quiet = now - last_consumed[0]
-        if lagging and quiet >= STALL_WARN_S and now - stall_warned[0] >= STALL_WARN_S:
+        held = sum(len(view.arrivals) for view in views.values())  # edges (and marks) unacked
+        if (lagging or held) and quiet >= STALL_WARN_S and now - stall_warned[0] >= STALL_WARN_S:
             stall_warned[0] = now
-            await warn_stalled(lagging, quiet)
-        if settings.idle_stop_s and quiet >= settings.idle_stop_s and not any(lag.values()):
+            await warn_stalled(lagging, held, quiet)
+        idle = not any(lag.values()) and not held
+        if settings.idle_stop_s and quiet >= settings.idle_stop_s and idle:
             os.kill(os.getpid(), signal.SIGTERM)  # the worker's own graceful stop and commit
 
-    async def warn_stalled(lagging: list[Any], quiet: float) -> None:
-        """Behind but consuming nothing: names each partition with its read position, what
-        was processed, the high watermark and whether Faust stopped fetching it."""
+    async def warn_stalled(lagging: list[Any], held: int, quiet: float) -> None:
+        """Behind (or holding edges) but consuming nothing: names each partition with its read
+        position, what was processed, the high watermark and whether Faust stopped fetching it,
+        and what each attempt-edges partition waits for."""
         consumer: Any = app.consumer
         parts = []
         for tp in lagging:
@@ -278,7 +341,12 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
             parts.append(f"{tp.topic}[{tp.partition}] position={await consumer.position(tp)}"
                          f" processed={processed.get((tp.topic, tp.partition))}"
                          f" highwater={consumer.highwater(tp)} {' '.join(flags)}")  # fmt: skip
-        state = f"flow active: {consumer.flow_active}, rebalancing: {app.rebalancing}"
+        for partition, view in sorted(views.items()):
+            if view.heap:
+                marks = {source: (mark.time_ms, mark.idle) for source, mark in view.marks.items()}
+                parts.append(f"{names['edges']}[{partition}] holds {len(view.heap)} edges, from"
+                             f" {view.heap[0][0][0]} ms; marks {marks}")  # fmt: skip
+        state = f"flow active: {consumer.flow_active}, rebalancing: {app.rebalancing}, {held} held"
         log.warning("behind, yet nothing consumed for %.0f s (%s): %s", quiet, state,
                     "; ".join(parts))  # fmt: skip
 
@@ -299,7 +367,7 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
 
     @app.agent(sightings)
     async def dedup_fingerprints(stream: faust.StreamT[Any]) -> None:
-        async for event in stream.events():
+        async for event in in_order_events(stream):
             consumed(event.message)
             value = event.value
             partition = event.message.partition
@@ -344,7 +412,9 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
         # Every partition seeks back to its committed offset after a rebalance (Faust's
         # recovery), so whatever was held is read again, by whoever owns it now.
         views.clear()
-        held_parts.clear()
+        # Positions start over from the commits (another worker may have moved them on).
+        processed.clear()
+        rewound.clear()
 
     def state_of(view: _PartitionView, key: str) -> KeyState:
         state = view.states.get(key)
@@ -375,33 +445,43 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
         released = []
         latest = view.released_ms if view.released_ms is not None else -1
         while view.heap and view.heap[0][0][0] <= now:
-            _, dimension, _, edge, event = heapq.heappop(view.heap)
+            _, dimension, _, edge, arrival = heapq.heappop(view.heap)
             dirty.add(await count_edge(view, dimension, edge))
-            released.append(event)
+            released.append(arrival)
             latest = max(latest, edge.time_ms)
         if now == EVERYTHING:  # all idle: released up to the last edge, not to the end of time
             now = max([latest, *(mark.time_ms for mark in view.marks.values())])
         await output.delivered()  # the counts first, then the states that say they were made
         save(view, dirty, now)
-        for event in released:
-            await stream.ack(event)
+        for arrival in released:
+            arrival.done = True
+        await acknowledge_done(view, stream)
         view.released_ms = now
         metrics.watermark.set(now / 1000)
+
+    async def acknowledge_done(view: _PartitionView, stream: Any) -> None:
+        while view.arrivals and view.arrivals[0].done:
+            await stream.ack(view.arrivals.popleft().event)
 
     @app.agent(edges)
     async def count_concurrency(stream: faust.StreamT[Any]) -> None:
         manual = cast(faust.Stream[Any], stream).noack()
         async for event in manual.events():
+            if not await in_order(event.message):
+                continue  # never acknowledged: it comes again after the rewind
             value = event.value
             partition = event.message.partition
             view = view_of(partition)
+            arrival = _Arrival(event)
+            view.arrivals.append(arrival)
             if "wm" in value:
                 consumed(event.message, data=False)
                 known = view.marks.get(value["wm"])
                 time_ms = value["t"] if known is None else max(value["t"], known.time_ms)
                 view.marks[value["wm"]] = Mark(time_ms, value["idle"])
-                await manual.ack(event)
+                arrival.done = True
                 await release(view, manual)
+                await acknowledge_done(view, manual)
                 continue
             consumed(event.message)
             edge = AttemptEdge.from_json(value["e"])
@@ -412,29 +492,37 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
                     counted = await count_edge(view, value["d"], edge)
                     await output.delivered()
                     save(view, {counted}, view.released_ms)
-                await manual.ack(event)
+                arrival.done = True
+                await acknowledge_done(view, manual)
                 continue
             order = release_order(edge)
-            heapq.heappush(view.heap, (order, value["d"], next(sequence), edge, event))
+            heapq.heappush(view.heap, (order, value["d"], next(sequence), edge, arrival))
 
     # -- join: an attempt's counts on every dimension make its outcome -------------------------
-    # Also held unacknowledged until the outcome is out: the two halves arrive close together.
+    # The halves are kept in a table, not held: at least once, a half can come twice (a restart
+    # recounts what it had counted but not committed), and a copy arriving after its pair was
+    # joined must find the row, not wait forever for a partner. The half that completes a row
+    # sends the outcome (again, for a copy: the same outcome; readers key it by attempt).
 
     @app.agent(counts)
     async def join_outcomes(stream: faust.StreamT[Any]) -> None:
-        manual = cast(faust.Stream[Any], stream).noack()
-        async for event in manual.events():
+        async for event in in_order_events(stream):
             consumed(event.message)
             count = count_from_json(event.value)
             member = count.edge.member
-            known, waiting = held_parts.get(member, ({}, []))
-            parts, outcome = join(known, count)
+            parts, outcome = join(halves.get(member) or {}, count)
+            halves[member] = parts
             if outcome is None:
-                held_parts[member] = (parts, [*waiting, event])
                 continue
-            held_parts.pop(member, None)
             output.send(outcomes, outcome.job_id.encode(), encode_attempt_outcome(outcome))
-            for done in (*waiting, event):
-                await manual.ack(done)
+            forget_joined(event.message.partition, count.edge.time_ms, member)
+
+    def forget_joined(partition: int, ended_ms: int, member: str) -> None:
+        """Rows of joined attempts stay for a horizon of event time (copies of their halves may
+        still come), then go."""
+        queue = joined.setdefault(partition, deque())
+        queue.append((ended_ms, member))
+        while queue and queue[0][0] < ended_ms - settings.horizon_ms:
+            halves.pop(queue.popleft()[1], None)
 
     return app

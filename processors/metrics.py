@@ -15,6 +15,7 @@ class ProcessorMetrics:
     dead_letters: Counter
     dedup: Counter
     late_edges: Counter
+    rewinds: Counter
     latency: Histogram
     lag: Gauge
     watermark: Gauge
@@ -44,6 +45,12 @@ class ProcessorMetrics:
                 "jobtrail_processor_late_attempt_edges",
                 "Attempt edges that arrived after the watermark passed them",
                 ["handling"],
+                registry=registry,
+            ),
+            rewinds=Counter(
+                "jobtrail_processor_rewinds",
+                "Partitions rewound because the consumer skipped records (see the log)",
+                ["topic"],
                 registry=registry,
             ),
             latency=Histogram(

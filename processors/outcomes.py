@@ -26,12 +26,13 @@ def count_from_json(data: dict[str, Any]) -> Count:
 
 def join(parts: Mapping[str, int], count: Count) -> tuple[dict[str, int], AttemptOutcome | None]:
     """Adds one dimension's count to those known for the attempt (`parts`: dimension -> count);
-    the outcome once every dimension the attempt counts on has reported."""
+    the outcome once every dimension the attempt counts on has reported (and again for a copy
+    of a half that arrives after: the same outcome)."""
     known = {**parts, count.dimension.value: count.running}
     edge = count.edge
     if len(known) < len(edge.counted_on()):
         return known, None
-    return {}, outcome_of(edge, known.get(Dimension.WORKER.value), known[Dimension.JOB_NAME])
+    return known, outcome_of(edge, known.get(Dimension.WORKER.value), known[Dimension.JOB_NAME])
 
 
 def outcome_of(edge: AttemptEdge, on_worker: int | None, for_name: int) -> AttemptOutcome:

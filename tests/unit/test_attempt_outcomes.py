@@ -15,7 +15,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processors.attempts import AttemptEdge, Dimension, LatestAttempt, track
-from processors.concurrency import KeyState, Mark, apply, forget_before, release_order, watermark
+from processors.concurrency import (
+    Count,
+    KeyState,
+    Mark,
+    apply,
+    forget_before,
+    release_order,
+    watermark,
+)
 from processors.outcomes import edges_of, error_fingerprint, join, recompute
 from schemas.derived import AttemptOutcome
 from schemas.job_event import JobEvent, JobEventType
@@ -140,3 +148,23 @@ def test_a_redelivered_edge_changes_nothing() -> None:
     assert any(first) and not any(again)
     forget_before(state, max(edge.time_ms for edge in edges) + 1)
     assert state.ended == {}
+
+
+def test_a_copy_of_a_half_after_the_join_gives_the_same_outcome_again() -> None:
+    """At least once, a half can come twice (a restarted worker recounts what it had counted
+    but not committed). A copy after the join must not wait for a partner that came already."""
+    start = make_event(type=JobEventType.ACTIVE, attempt=1, error=None, worker="w1")
+    end = make_event(type=JobEventType.COMPLETED, attempt=1, error=None, worker="w1",
+                     occurred_at=start.occurred_at + timedelta(seconds=2))  # fmt: skip
+    state, _ = track(None, start, None)
+    _, edge = track(state, end, None)
+    assert edge is not None
+    on_worker = Count(edge, Dimension.WORKER, 3)
+    for_name = Count(edge, Dimension.JOB_NAME, 5)
+
+    parts, none = join({}, on_worker)
+    assert none is None
+    parts, outcome = join(parts, for_name)
+    assert outcome is not None
+    assert (outcome.concurrent_on_worker, outcome.concurrent_for_job_name) == (3, 5)
+    assert join(parts, on_worker) == (parts, outcome)  # the copy: same row, same outcome
