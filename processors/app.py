@@ -15,6 +15,7 @@ workers with the same settings share the partitions.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import logging
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
+from confluent_kafka import Consumer, TopicPartition
 
 from processors.attempts import AttemptEdge, Dimension, LatestAttempt, dimension_key, track
 from processors.concurrency import (
@@ -49,6 +51,7 @@ from schemas.codec import create_codec
 from schemas.derived import encode_attempt_outcome, encode_vectorize_request
 from schemas.job_event import millis
 from streams.dlq import DeadLetter
+from streams.kafka_config import consumer_config
 from streams.settings import KafkaSettings
 from streams.topics import topic_catalog
 
@@ -98,6 +101,17 @@ def internal_topic_names(kafka: KafkaSettings) -> dict[str, str]:
 def app_id(kafka: KafkaSettings) -> str:
     """The consumer group and the prefix of the changelog topics."""
     return f"{kafka.topic_prefix}processors"
+
+
+def committed_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int | None]:
+    """The processors group's committed offset of each partition (None: nothing committed)."""
+    consumer = Consumer(consumer_config(kafka, app_id(kafka)))
+    try:
+        wanted = [TopicPartition(topic, partition) for partition in range(kafka.partitions)]
+        committed = consumer.committed(wanted, timeout=10)
+        return {tp.partition: None if tp.offset < 0 else int(tp.offset) for tp in committed}
+    finally:
+        consumer.close()
 
 
 def create_app(  # noqa: PLR0915 -- the agents share the tables and topics declared here
@@ -189,19 +203,31 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
     # no transactions), so a record past the next expected offset means some were skipped: the
     # partition is rewound to them and records are dropped, unacknowledged, until they come.
     rewound: dict[tuple[str, int], int] = {}  # (topic, partition) -> offset rewound to
+    starts: dict[tuple[str, int], int] = {}  # where a partition's records start for this worker
+
+    async def start_of(message: Any) -> int:
+        """The group's committed offset when this worker took the partition (asked of the
+        broker: Faust's own copy is not there yet while it resumes), else the log's start."""
+        key = (message.topic, message.partition)
+        if key not in starts:
+            committed = await asyncio.get_running_loop().run_in_executor(
+                None, committed_offsets, kafka, message.topic
+            )
+            for partition, offset in committed.items():
+                if offset is not None:
+                    starts.setdefault((message.topic, partition), offset)
+        if key not in starts:
+            earliest = await app.consumer.earliest_offsets(message.tp)
+            starts[key] = earliest.get(message.tp, 0)
+        return starts[key]
 
     async def in_order(message: Any) -> bool:
         key = (message.topic, message.partition)
         last = processed.get(key)
-        committed = cast(Any, app.consumer)._committed_offset.get(message.tp)
-        expected = last + 1 if last is not None else committed or 0
+        expected = last + 1 if last is not None else await start_of(message)
         if message.offset <= expected:  # the next one, or a redelivery after a seek
             rewound.pop(key, None)
             return True
-        if last is None and not committed:  # nothing committed: the log may start later
-            earliest = await app.consumer.earliest_offsets(message.tp)
-            if message.offset <= earliest.get(message.tp, 0):
-                return True
         if rewound.get(key) != expected:
             rewound[key] = expected
             metrics.rewinds.labels(message.topic).inc()
@@ -415,6 +441,7 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
         # Positions start over from the commits (another worker may have moved them on).
         processed.clear()
         rewound.clear()
+        starts.clear()
 
     def state_of(view: _PartitionView, key: str) -> KeyState:
         state = view.states.get(key)

@@ -47,7 +47,7 @@ def processors_kafka(kafka: KafkaSettings) -> Iterator[KafkaSettings]:
     yield kafka
     admin = TopicAdmin(kafka)
     mine = [name for name in admin.metadata().topics if name.startswith(kafka.topic_prefix)]
-    if not os.environ.get("KEEP_TOPICS"):
+    if not os.environ.get("KEEP_TOPICS"):  # KEEP_TOPICS=1 keeps them for a post-mortem
         admin.delete(mine)
 
 
