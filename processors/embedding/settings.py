@@ -27,7 +27,7 @@ class EmbedderSettings(BaseSettings):
     )
     batch_size: int = Field(default=64, ge=1, description="Texts per model forward pass")
     fetch_batches: int = Field(
-        default=8,
+        default=32,
         ge=1,
         description="Model batches consumed together: one provider call whose texts are sorted "
         "by length, so each forward pass pads its texts to a similar length",
