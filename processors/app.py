@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import faust
+import faust.transport.consumer as faust_consumer
 from confluent_kafka import Consumer, TopicPartition
 
 from processors.attempts import AttemptEdge, Dimension, LatestAttempt, dimension_key, track
@@ -101,6 +102,18 @@ def internal_topic_names(kafka: KafkaSettings) -> dict[str, str]:
 def app_id(kafka: KafkaSettings) -> str:
     """The consumer group and the prefix of the changelog topics."""
     return f"{kafka.topic_prefix}processors"
+
+
+def _ignore_gaps() -> None:
+    """Faust records offsets missing between two fetched records as a gap and treats them as
+    acknowledged when it commits: meant for compacted topics and transaction markers, neither of
+    which our topics have. Records Faust itself dropped around a (re)start became such a gap, and
+    were committed unprocessed; without the bookkeeping they stay uncommitted until processed."""
+
+    async def no_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
+        return None
+
+    faust_consumer.Consumer._add_gap = no_gap  # type: ignore[method-assign]
 
 
 def committed_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int | None]:
@@ -202,6 +215,9 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
     # (or the seek came first) nothing fetches them again. Our topics have no gaps (no compaction,
     # no transactions), so a record past the next expected offset means some were skipped: the
     # partition is rewound to them and records are dropped, unacknowledged, until they come.
+    # Faust would count the skipped records as a gap (as if acknowledged) and commit past them;
+    # `_ignore_gaps` turns that bookkeeping off (our topics have no real gaps).
+    _ignore_gaps()
     rewound: dict[tuple[str, int], int] = {}  # (topic, partition) -> offset rewound to
     starts: dict[tuple[str, int], int] = {}  # where a partition's records start for this worker
 
@@ -233,7 +249,10 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
             metrics.rewinds.labels(message.topic).inc()
             log.warning("records %s..%s of %s[%s] were skipped by the consumer: rewinding",
                         expected, message.offset - 1, message.topic, message.partition)  # fmt: skip
-            await app.consumer.seek(message.tp, expected)
+        # Again for every stale record: Faust's fetcher, still handing out the batch it had,
+        # moves its read offset past ours with each one, and would drop the records we want.
+        # (`seek_wait` seeks in the consumer's own thread; `seek` would race its fetcher.)
+        await app.consumer.seek_wait({message.tp: expected})
         return False
 
     async def in_order_events(stream: Any) -> AsyncIterator[Any]:
