@@ -48,6 +48,7 @@ demo: setup ## produce the demo workload (DEMO_JOBS jobs at DEMO_RATE events/s, 
 
 up: setup infra-up topics demo ## install what is missing, start services, run the pipeline with a demo
 	$(JOBTRAIL) processors --idle-stop-s 10
+	$(JOBTRAIL) embed --idle-stop-s 5
 	$(JOBTRAIL) project redis --idle-stop-s 3
 	$(JOBTRAIL) project couchbase --idle-stop-s 3
 	$(JOBTRAIL) stats
