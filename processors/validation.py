@@ -23,11 +23,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobtrail.errors import SchemaError, UnknownSchemaError
-from schemas.job_event import JobEvent, JobEventType, millis
-
-# Avro's int and long: what the writer can encode and every reader reads back unchanged.
-AVRO_INT_MIN, AVRO_INT_MAX = -(2**31), 2**31 - 1
-AVRO_LONG_MIN, AVRO_LONG_MAX = -(2**63), 2**63 - 1
+from schemas.job_event import AVRO_INT_MAX, AVRO_INT_MIN, JobEvent, JobEventType, millis
 
 # Nothing jobtrail tracks happened before this; earlier dates are zeroed or unit-confused clocks
 # (seconds sent as milliseconds land in 1970).

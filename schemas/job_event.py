@@ -14,6 +14,12 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from jobtrail.errors import EncodeError
+
+# Avro int's range. fastavro writes any Python int into an int field without complaint (and
+# reads back garbage past 64 bits), so encoders check these themselves.
+AVRO_INT_MIN, AVRO_INT_MAX = -(2**31), 2**31 - 1
+
 
 class JobEventType(StrEnum):
     QUEUED = "QUEUED"
@@ -64,6 +70,10 @@ class JobEvent:
     attributes: dict[str, str] = field(default_factory=dict)
 
     def to_avro(self) -> dict[str, Any]:
+        """The record fastavro writes. Raises `EncodeError` for ints outside Avro int."""
+        for name, value in (("attempt", self.attempt), ("max_attempts", self.max_attempts)):
+            if isinstance(value, int) and not AVRO_INT_MIN <= value <= AVRO_INT_MAX:
+                raise EncodeError(f"{name} is {value}: outside Avro int (32-bit signed)")
         error = self.error
         return {
             "event_id": self.event_id,

@@ -9,7 +9,9 @@ dataclass in about 5 µs. It is an optimisation, not a second source of truth:
   schema version goes through fastavro;
 - a property test checks that its bytes equal fastavro's for arbitrary events;
 - on any value it cannot write, the codec falls back to fastavro, which produces the same
-  bytes or the precise `EncodeError`.
+  bytes or the precise `EncodeError`;
+- ints outside what the schema's type holds (attempt and max_attempts are Avro int) raise
+  `EncodeError` here, as `JobEvent.to_avro` does for fastavro's path: fastavro does not check.
 
 Avro binary encoding, as used here: int and long are zig-zag varints; a string is its UTF-8 length
 (long) then the bytes; a union is the branch index (long) then the value; an enum is the symbol
@@ -22,7 +24,8 @@ from __future__ import annotations
 import struct
 from datetime import timedelta
 
-from schemas.job_event import EPOCH, JobEvent, JobEventType
+from jobtrail.errors import EncodeError
+from schemas.job_event import AVRO_INT_MAX, AVRO_INT_MIN, EPOCH, JobEvent, JobEventType
 
 # CRC-64-AVRO of the schema this writer implements (see tests/unit/test_job_event_writer.py).
 SCHEMA_FINGERPRINT = "a152a1dd6dcc512d"
@@ -51,6 +54,16 @@ _double = struct.Struct("<d").pack
 
 def _long(value: int) -> bytes:
     return _SMALL[value] if 0 <= value < 4096 else zigzag_varint(value)
+
+
+def _int(value: int, field: str) -> bytes:
+    """An Avro int: refused outside 32 bits. The varint itself would carry any Python int, but
+    readers would not: fastavro reads back garbage past 64 bits, Java fails past 32."""
+    if 0 <= value < 4096:
+        return _SMALL[value]
+    if not AVRO_INT_MIN <= value <= AVRO_INT_MAX:
+        raise EncodeError(f"{field} is {value}: outside Avro int (32-bit signed)")
+    return zigzag_varint(value)
 
 
 def _string(value: str) -> bytes:
@@ -85,8 +98,9 @@ def _optional_label(value: str | None) -> bytes:
 def write_job_event(event: JobEvent, prefix: bytes = b"") -> bytes:
     """`prefix` + the Avro binary encoding of `event`.
 
-    Raises AttributeError, TypeError, KeyError or ValueError on values of the wrong type; callers
-    fall back to fastavro for the precise error.
+    Raises `EncodeError` for ints outside the schema's range (fastavro would write them); raises
+    AttributeError, TypeError, KeyError or ValueError on values of the wrong type, for which
+    callers fall back to fastavro for the precise error.
     """
     error = event.error
     attributes = event.attributes
@@ -97,8 +111,9 @@ def write_job_event(event: JobEvent, prefix: bytes = b"") -> bytes:
         _label(event.job_name),
         _optional_label(event.queue),
         _TYPE[event.type],
-        _long(event.attempt),
-        _NULL if event.max_attempts is None else _SOME + _long(event.max_attempts),
+        _int(event.attempt, "attempt"),
+        _NULL if event.max_attempts is None else _SOME + _int(event.max_attempts, "max_attempts"),
+        # A datetime's milliseconds (years 1 to 9999) always fit Avro long: no check needed.
         zigzag_varint((event.occurred_at - EPOCH) // _MILLISECOND),
         _optional_label(event.worker),
         _optional_label(event.source),
