@@ -6,8 +6,9 @@ POST /v1/embeddings answers like the API: one deterministic vector per input (fr
 the text, so a test can recompute it), in `float` or `base64` encoding. Failures are injected
 through POST /control with JSON: {"script": ["429", "500", "slow", "ok", ...]} makes the next
 requests answer in that order (429 with Retry-After, 500, a response after `slow_s`), then
-normally; {"down": true} answers 503 to everything until {"down": false}. GET /stats returns
-the number of requests by answer and the inputs embedded.
+normally; {"down": true} answers 503 to everything until {"down": false}. A request with an
+input containing `REFUSED_MARK` is answered 400 as a whole, as the API does for one bad input.
+GET /stats returns the number of requests by answer and the inputs embedded.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+REFUSED_MARK = "<fake-openai:refuse>"
 
 
 def fake_vector(text: str, dimension: int) -> list[float]:
@@ -78,6 +81,13 @@ def handler_for(state: State) -> type[BaseHTTPRequestHandler]:
                     state.down = bool(body.get("down", state.down))
                 self._reply(200, {"ok": True})
                 return
+            inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+            if any(not text or REFUSED_MARK in text for text in inputs):
+                with state.lock:  # refused before any scripted answer, as the API validates first
+                    state.answers["400"] += 1
+                message = "'$.input' is invalid: refused input"
+                self._reply(400, {"error": {"message": message, "type": "invalid_request_error"}})
+                return
             answer = state.next_answer()
             if answer == "429":
                 self._reply(429, {"error": {"message": "rate limited", "type": "rate_limit"}},
@@ -92,9 +102,6 @@ def handler_for(state: State) -> type[BaseHTTPRequestHandler]:
 
         def _embeddings(self, body: dict[str, Any]) -> None:
             inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-            if any(not text for text in inputs):
-                self._reply(400, {"error": {"message": "empty input", "type": "invalid"}})
-                return
             data = []
             for index, text in enumerate(inputs):
                 vector = fake_vector(text, state.dimension)

@@ -17,7 +17,12 @@ from confluent_kafka import Message
 from jobtrail.errors import SchemaError
 from processors.embedding.breaker import CircuitBreaker
 from processors.embedding.metrics import EmbedderMetrics
-from processors.embedding.ports import EmbeddingProvider, ProviderUnavailableError
+from processors.embedding.ports import (
+    Embedding,
+    EmbeddingProvider,
+    ProviderUnavailableError,
+    RefusedText,
+)
 from processors.embedding.settings import EmbedderSettings
 from processors.embedding.texts import EmbedText, Unembeddable, text_for
 from processors.output import Output, OutputDeliveryError
@@ -39,7 +44,7 @@ from streams.topics import topic_catalog
 class BatchPlan:
     """What to do with one batch of records."""
 
-    embed: list[tuple[VectorizeRequest, EmbedText]] = field(default_factory=list)
+    embed: list[tuple[Message, VectorizeRequest, EmbedText]] = field(default_factory=list)
     rejected: list[tuple[Message, str, str]] = field(default_factory=list)  # record, reason, why
     cache_hits: int = 0
     other_models: int = 0
@@ -66,7 +71,7 @@ def plan(messages: Sequence[Message], model: str, known: set[str], max_chars: in
             result.rejected.append((message, text.reason, text.detail))
             continue
         wanted.add(request.fingerprint)
-        result.embed.append((request, text))
+        result.embed.append((message, request, text))
     return result
 
 
@@ -128,16 +133,22 @@ class Embedder:
         self.metrics.cache_hits.labels(model).inc(todo.cache_hits)
         for message, reason, detail in todo.rejected:
             self._dead_letter(message, reason, detail)
+        embedded = 0
         if todo.embed:
-            vectors = self._embed([text.text for _, text in todo.embed])
-            for (request, text), vector in zip(todo.embed, vectors, strict=True):
+            vectors = self._embed([text.text for _, _, text in todo.embed])
+            for (message, request, text), vector in zip(todo.embed, vectors, strict=True):
+                if isinstance(vector, RefusedText):
+                    self._dead_letter(message, vector.reason, vector.detail)
+                    continue
                 self._send(ErrorVector(request.fingerprint, model, tuple(vector), text.truncated))
+                embedded += 1
         self.output.flush()  # acknowledged before BatchConsumer commits
-        self.known.update(request.fingerprint for request, _ in todo.embed)
-        self.embedded += len(todo.embed)
-        self.metrics.texts.labels(model).inc(len(todo.embed))
+        # A refused fingerprint counts as known too: its repeats would only be refused again.
+        self.known.update(request.fingerprint for _, request, _ in todo.embed)
+        self.embedded += embedded
+        self.metrics.texts.labels(model).inc(embedded)
 
-    def _embed(self, texts: list[str]) -> list[list[float]]:
+    def _embed(self, texts: list[str]) -> Sequence[Embedding]:
         model = self.provider.model
         if not self.breaker.allows_call():
             raise ProviderUnavailableError("circuit breaker open")

@@ -2,7 +2,9 @@
 
 The official client retries 429 and 5xx itself, with exponential backoff that honours
 Retry-After (`max_retries`); what still fails after that is `ProviderUnavailableError`, and the
-embedder's circuit breaker takes over. Requests are split to stay within the API's limits.
+embedder's circuit breaker takes over. Requests are split to stay within the API's limits. A
+request the API refuses for its inputs (400, 422) is bisected down to the refused texts, which come
+back as `RefusedText` (their requests go to the DLQ); the rest of the batch gets its vectors.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import TYPE_CHECKING
 from pydantic import SecretStr
 
 from jobtrail.errors import JobtrailError
-from processors.embedding.ports import ProviderUnavailableError
+from processors.embedding.ports import Embedding, ProviderUnavailableError, RefusedText
 
 if TYPE_CHECKING:
     from openai import OpenAI
@@ -79,24 +81,47 @@ class OpenAIProvider:
                               max_retries=self._max_retries)  # fmt: skip
         return self
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+    def embed(self, texts: Sequence[str]) -> list[Embedding]:
+        embeddings: list[Embedding] = []
+        for start, end in request_batches(texts):
+            embeddings.extend(self._embed_isolating(list(texts[start:end])))
+        return embeddings
+
+    def _embed_isolating(self, texts: list[str]) -> list[Embedding]:
+        """One request; when the API refuses it (400/422), halves it until the refused texts are
+        alone, so one bad input costs its own dead letter and about log2(n) extra requests, never
+        its neighbours' vectors."""
+        try:
+            return list(self._request(texts))
+        except _InputRefusedError as refused:
+            if len(texts) == 1:
+                return [RefusedText("provider_refused", refused.detail)]
+        middle = len(texts) // 2
+        return self._embed_isolating(texts[:middle]) + self._embed_isolating(texts[middle:])
+
+    def _request(self, texts: list[str]) -> list[list[float]]:
         import openai
 
         client = self._client or self.start()._client
         assert client is not None
-        vectors: list[list[float]] = []
-        for start, end in request_batches(texts):
-            try:
-                response = client.embeddings.create(
-                    model=self._model, input=list(texts[start:end]), encoding_format="float"
-                )
-            except (openai.APIConnectionError, openai.RateLimitError,
-                    openai.InternalServerError) as exc:  # fmt: skip
-                raise ProviderUnavailableError(f"embeddings endpoint: {exc}") from exc
-            ordered = sorted(response.data, key=lambda item: item.index)
-            if len(ordered) != end - start:
-                raise ProviderUnavailableError(
-                    f"asked for {end - start} embeddings, got {len(ordered)}"
-                )
-            vectors.extend(list(item.embedding) for item in ordered)
-        return vectors
+        try:
+            response = client.embeddings.create(
+                model=self._model, input=texts, encoding_format="float"
+            )
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+            raise _InputRefusedError(f"{exc.status_code}: {exc.message}"[:1000]) from exc
+        except (openai.APIConnectionError, openai.RateLimitError,
+                openai.InternalServerError) as exc:  # fmt: skip
+            raise ProviderUnavailableError(f"embeddings endpoint: {exc}") from exc
+        ordered = sorted(response.data, key=lambda item: item.index)
+        if len(ordered) != len(texts):
+            raise ProviderUnavailableError(f"asked for {len(texts)} embeddings, got {len(ordered)}")
+        return [list(item.embedding) for item in ordered]
+
+
+class _InputRefusedError(Exception):
+    """The API refused a request for its inputs (internal: becomes RefusedText per text)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail

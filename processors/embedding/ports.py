@@ -4,6 +4,7 @@ API or a compatible server)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from jobtrail.errors import JobtrailError
@@ -16,6 +17,18 @@ class ProviderUnavailableError(JobtrailError):
     retryable = True
 
 
+@dataclass(frozen=True, slots=True)
+class RefusedText:
+    """A text the provider refuses for what it is (the OpenAI API's 400): retrying cannot help,
+    so its request becomes a dead letter while the rest of its batch is embedded."""
+
+    reason: str
+    detail: str
+
+
+Embedding = Sequence[float] | RefusedText
+
+
 class EmbeddingProvider(Protocol):
     @property
     def model(self) -> str:
@@ -25,5 +38,6 @@ class EmbeddingProvider(Protocol):
     def max_chars(self) -> int:
         """The longest text the model takes without cutting it."""
 
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        """One vector per text, in order; raises ProviderUnavailableError when it cannot."""
+    def embed(self, texts: Sequence[str]) -> Sequence[Embedding]:
+        """One vector (or refusal) per text, in order; raises ProviderUnavailableError when the
+        provider cannot answer at all."""

@@ -27,7 +27,7 @@ from streams.dlq import read_dead_letter
 from streams.reader import read_messages
 from streams.settings import KafkaSettings
 from tests.conftest import REPO_ROOT, catalog_of
-from tests.fake_openai import fake_vector
+from tests.fake_openai import REFUSED_MARK, fake_vector
 from tests.integration.test_openai_provider import control, fake_openai, stats
 
 __all__ = ["fake_openai"]  # the fixture, shared
@@ -159,3 +159,29 @@ def test_embedders_of_one_model_share_the_partitions(
     # A rebalance while both join may redo a batch not yet committed: the same key and value
     # again on a compacted topic, bounded by the batches in flight.
     assert sum(per_fingerprint.values()) - 400 <= 2 * 20
+
+
+def test_a_text_the_api_refuses_goes_to_the_dlq_and_the_rest_of_its_batch_is_embedded(
+    embed_kafka: KafkaSettings, fake_openai: str
+) -> None:
+    kafka = embed_kafka
+    templates = [f"PermissionError: <*> denied (variant {i})" for i in range(60)]
+    templates[17] = f"PermissionError: {REFUSED_MARK} (variant 17)"
+    send_requests(kafka, list(enumerate(templates)))
+    settings = EmbedderSettings(provider="openai", model=MODEL, batch_size=30, fetch_batches=1,
+                                batch_wait_s=0.2)  # fmt: skip
+    provider = OpenAIProvider(MODEL, api_key=None, base_url=fake_openai + "/v1", timeout_s=2.0,
+                              max_retries=1)  # fmt: skip
+    embedder = Embedder(provider, kafka, settings).start()
+    try:
+        embedder.run(idle_stop_s=3)
+    finally:
+        embedder.close()
+    got = dict(vectors(kafka))
+    assert sorted(int(fingerprint, 16) for fingerprint in got) == [i for i in range(60) if i != 17]
+    letters = [read_dead_letter(m) for m in read_messages(
+        kafka, catalog_of(kafka).vectorize_requests_dlq.name, idle_s=2)]  # fmt: skip
+    assert [(letter.reason, letter.key) for letter in letters] == [
+        ("provider_refused", f"{17:064x}".encode())
+    ]
+    assert "400" in letters[0].detail

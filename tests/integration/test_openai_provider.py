@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 
 from processors.embedding.openai_provider import OpenAIProvider
-from processors.embedding.ports import ProviderUnavailableError
+from processors.embedding.ports import ProviderUnavailableError, RefusedText
 from tests.conftest import REPO_ROOT
-from tests.fake_openai import fake_vector
+from tests.fake_openai import REFUSED_MARK, fake_vector
 
 
 @pytest.fixture
@@ -83,3 +83,21 @@ def test_large_inputs_are_split_within_the_request_limits(fake_openai: str) -> N
     vectors = provider(fake_openai).embed(texts)
     assert len(vectors) == 80
     assert stats(fake_openai)["answers"] == {"ok": 3}
+
+
+def test_a_refused_text_is_isolated_and_the_rest_of_its_request_is_embedded(
+    fake_openai: str,
+) -> None:
+    texts = [f"ValueError: bad value <*> #{i}" for i in range(16)]
+    texts[11] = f"ValueError: {REFUSED_MARK} #11"
+    embeddings = provider(fake_openai).embed(texts)
+    assert len(embeddings) == 16
+    refused = embeddings[11]
+    assert isinstance(refused, RefusedText) and refused.reason == "provider_refused"
+    assert "400" in refused.detail
+    for index, text in enumerate(texts):
+        if index != 11:
+            assert embeddings[index] == pytest.approx(fake_vector(text, 8))
+    answers = stats(fake_openai)["answers"]
+    # Bisection: about log2(16) refused requests on the way down to the bad text, not 16.
+    assert answers["400"] <= 5 and answers["ok"] <= 5
