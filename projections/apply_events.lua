@@ -1,17 +1,42 @@
 -- Applies a batch of job events to the Redis read model, atomically, each at most once.
--- The semantics are those of projections/model.py (apply_job_event); tests compare the two.
+-- The semantics are those of projections/model.py (ReadModel.apply, first_gap); tests compare.
 --
 -- ARGV[1] namespace (key prefix of the generation), ARGV[2] the generation the caller writes
 -- for ('' = do not check), ARGV[3] the key naming the current generation, ARGV[4] a JSON array
--- with one array of 15 strings per event: source ("topic:partition"), offset, type (or SKIP),
+-- with one array of 16 strings per event: source ("topic:partition"), offset, type (or SKIP),
 -- job_id, job_name, queue, at (ms), attempt, worker, data, progress, will_retry ('1', '0' or
--- ''), fingerprint, error_type, template. '' stands for "absent". (One JSON argument instead of
--- 15 per event: packing arguments one by one costs the client more than the script costs Redis.)
--- Returns {applied, duplicates}, or {-1, 0} when the generation is no longer current.
+-- ''), fingerprint, error_type, template, event_id. '' stands for "absent". (One JSON argument
+-- instead of 16 per event: packing arguments one by one costs the client more than the script
+-- costs Redis.) ARGV[5] a JSON object source -> log start offset, or ''.
+-- Returns {applied, duplicates}; {-1, 0} when the generation is no longer current; {-2, source,
+-- recorded, first} when the batch does not follow the recorded offset of `source` (nothing is
+-- applied: the store lost writes, the caller repositions).
 
 local ns, expected, pointer = ARGV[1], ARGV[2], ARGV[3]
 if expected ~= '' and redis.call('GET', pointer) ~= expected then
   return {-1, 0}
+end
+
+-- The event_id guard keeps this many event ids per job (projections/model.py EVENT_ID_WINDOW).
+local EVENT_ID_WINDOW = 128
+local offsets_key = ns .. 'offsets'
+local events = cjson.decode(ARGV[4])
+local log_starts = {}
+if ARGV[5] ~= '' then log_starts = cjson.decode(ARGV[5]) end
+
+-- The offset each source was at before this batch; a first offset beyond it + 1 is a gap.
+local last = {}
+for _, event in ipairs(events) do
+  local source = event[1]
+  if last[source] == nil then
+    local recorded = tonumber(redis.call('HGET', offsets_key, source) or '-1')
+    local first = tonumber(event[2])
+    local start = log_starts[source]
+    if first > recorded + 1 and not (start ~= nil and first <= tonumber(start)) then
+      return {-2, source, recorded, first}
+    end
+    last[source] = recorded
+  end
 end
 
 local TERMINAL = {completed = true, failed = true, cancelled = true}
@@ -66,13 +91,17 @@ end
 
 local function apply(a)
   -- One HMGET to read the job, one HSET to write it: calls, not computation, cost time here.
+  -- Returns false (changing nothing) for a re-sent event: its event_id is among the job's last.
   local kind, job_id, at = a[3], a[4], a[7]
   local jk = ns .. 'job:' .. job_id
+  local ek = ns .. 'eids:' .. job_id
   local job = redis.call('HMGET', jk, 'state', 'job_name', 'attempts', 'failures', 'first_started_at')
   local state, name = job[1], job[2]
   if not state then
     create_job(jk, kind, job_id, a[5], a[6], at, a[10])
     state, name, job[3], job[4] = 'queued', a[5], '0', '0'
+  elseif redis.call('LPOS', ek, a[16]) then
+    return false
   end
   local nk = ns .. 'name:' .. name .. ':'
   local new_state = state_after(kind, a[12])
@@ -115,25 +144,26 @@ local function apply(a)
   end
   redis.call('HSET', jk, unpack(set))
   if #clear > 0 then redis.call('HDEL', jk, unpack(clear)) end
+  -- A list of at most EVENT_ID_WINDOW short ids: LPOS scans it in microseconds.
+  if redis.call('RPUSH', ek, a[16]) > EVENT_ID_WINDOW then
+    redis.call('LTRIM', ek, -EVENT_ID_WINDOW, -1)
+  end
+  return true
 end
 
-local offsets_key = ns .. 'offsets'
-local last = {}
 local last_text = {}
 local applied, duplicates = 0, 0
-for _, event in ipairs(cjson.decode(ARGV[4])) do
+for _, event in ipairs(events) do
   local source, offset = event[1], tonumber(event[2])
-  if last[source] == nil then
-    last[source] = tonumber(redis.call('HGET', offsets_key, source) or '-1')
-  end
   if offset <= last[source] then
     duplicates = duplicates + 1
   else
     last[source] = offset
     last_text[source] = event[2]
-    applied = applied + 1
-    if event[3] ~= 'SKIP' then
-      apply(event)
+    if event[3] == 'SKIP' or apply(event) then
+      applied = applied + 1
+    else
+      duplicates = duplicates + 1
     end
   end
 end

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
-from projections.model import ReadModel
-from projections.ports import BatchResult, Done, Item, PendingBatch, StaleGenerationError
+from projections.model import ReadModel, first_gap
+from projections.ports import (
+    BatchResult,
+    Done,
+    Item,
+    PendingBatch,
+    StaleGenerationError,
+    StoreBehindError,
+)
 
 
 class MemoryStore:
@@ -41,11 +48,19 @@ class MemoryStore:
         return {} if model is None else dict(model.offsets)
 
     def apply_batch(
-        self, items: Sequence[Item], generation: int, *, check_current: bool = True
+        self,
+        items: Sequence[Item],
+        generation: int,
+        *,
+        check_current: bool = True,
+        log_starts: Mapping[str, int] | None = None,
     ) -> BatchResult:
         if check_current and generation != self.current_generation():
             raise StaleGenerationError(f"generation {generation} is not current")
         model = self._generations[generation]
+        gap = first_gap(model.offsets, (position for position, _ in items), log_starts)
+        if gap is not None:
+            raise StoreBehindError(self.name, gap)
         applied = 0
         for position, event in items:
             done = model.skip(position) if event is None else model.apply(event, position)
@@ -53,9 +68,18 @@ class MemoryStore:
         return BatchResult(applied, len(items) - applied)
 
     def submit_batch(
-        self, items: Sequence[Item], generation: int, *, check_current: bool = True
+        self,
+        items: Sequence[Item],
+        generation: int,
+        *,
+        check_current: bool = True,
+        log_starts: Mapping[str, int] | None = None,
     ) -> PendingBatch:
-        return Done(lambda: self.apply_batch(items, generation, check_current=check_current))
+        return Done(
+            lambda: self.apply_batch(
+                items, generation, check_current=check_current, log_starts=log_starts
+            )
+        )
 
     def snapshot(self, generation: int) -> ReadModel:
         return copy.deepcopy(self._generations[generation]).normalized()

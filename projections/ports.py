@@ -5,16 +5,21 @@ rebuild fills a new one from the start of the log and switches readers to it ato
 generation records, per source partition, the highest offset it applied: that, not the Kafka
 consumer group's committed offset, is where a projector resumes, so a crash or a generation
 switch never skips or repeats an event.
+
+A store applies a batch only where it follows the recorded offsets (per source partition, the
+batch's first offset is the recorded one + 1, or at or below it for a redelivery, or the log's
+start): a store that lost writes raises `StoreBehindError` instead of recording the lost records
+as applied, and the projector repositions from what the store does hold.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from jobtrail.errors import JobtrailError
-from projections.model import Position, ReadModel
+from projections.model import Gap, Position, ReadModel
 from schemas.job_event import JobEvent
 
 # One log record to apply: its position, and the event (None when it could not be decoded: the
@@ -29,9 +34,29 @@ class StaleGenerationError(JobtrailError):
 
 
 class StoreUnavailableError(JobtrailError):
-    """The store did not answer; the batch was not applied (or was, idempotently): retry."""
+    """The store did not answer, or answered with a transient refusal (out of memory, read-only
+    replica, busy, loading); the batch was not applied (or was, idempotently): retry."""
 
     retryable = True
+
+
+class StoreFaultError(StoreUnavailableError):
+    """The store refused the batch for a reason that waiting alone will not fix (a script error,
+    a key of the wrong type): nothing was applied. Still retried with back-off, since skipping
+    the batch would lose it, but logged as an error and counted so an operator fixes it."""
+
+
+class StoreBehindError(JobtrailError):
+    """The batch does not follow what the store recorded (it lost writes: restarted from an older
+    snapshot, failed over): nothing was applied; reposition from the store and retry."""
+
+    retryable = True
+
+    def __init__(self, store: str, gap: Gap) -> None:
+        super().__init__(
+            f"{store}: {gap.source} recorded offset {gap.recorded}, batch starts at {gap.first}"
+        )
+        self.gap = gap
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,17 +116,31 @@ class ProjectionStore(Protocol):
         ...
 
     def apply_batch(
-        self, items: Sequence[Item], generation: int, *, check_current: bool = True
+        self,
+        items: Sequence[Item],
+        generation: int,
+        *,
+        check_current: bool = True,
+        log_starts: Mapping[str, int] | None = None,
     ) -> BatchResult:
-        """Applies each item at most once, atomically per item. With `check_current`, raises
-        `StaleGenerationError` (applying nothing) when `generation` is no longer current."""
+        """Applies each item at most once (offset and event_id guards), atomically per item. With
+        `check_current`, raises `StaleGenerationError` (applying nothing) when `generation` is no
+        longer current. Raises `StoreBehindError` (applying nothing) when, for some source
+        partition, the batch's first offset lies beyond the recorded offset + 1 and is not
+        `log_starts[source]` ("topic:partition" -> the offset before which the log holds nothing
+        the store lacks: its low watermark, or where the caller started reading)."""
         ...
 
     def submit_batch(
-        self, items: Sequence[Item], generation: int, *, check_current: bool = True
+        self,
+        items: Sequence[Item],
+        generation: int,
+        *,
+        check_current: bool = True,
+        log_starts: Mapping[str, int] | None = None,
     ) -> PendingBatch:
-        """Starts `apply_batch(items, generation, check_current=...)`; returns at once when the
-        store can work in parallel with the caller (which decodes the next batch meanwhile)."""
+        """Starts `apply_batch(items, generation, ...)`; returns at once when the store can work
+        in parallel with the caller (which decodes the next batch meanwhile)."""
         ...
 
     def snapshot(self, generation: int) -> ReadModel:

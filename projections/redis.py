@@ -9,15 +9,24 @@ Keys, under the namespace `<prefix><generation>:` (default prefix `jobtrail:`):
   name:<name>:retries         hash: "<terminal outcome>:<failed attempts>" -> jobs
   names, fps                  sets of job names and fingerprints
   fp:<sha256>                 hash: template, error_type, count, first_seen, last_seen
+  eids:<id>                   list: event_ids of the job's last 128 applied events (the guard)
   offsets                     hash: "<topic>:<partition>" -> highest offset applied
 `<prefix>current` names the generation readers use.
+
+Error replies: those a wait can fix (OOM, READONLY, BUSY, LOADING, MASTERDOWN, TRYAGAIN,
+CLUSTERDOWN) become the port's retryable `StoreUnavailableError`, so the projector backs off with
+its partitions paused and retries; any other error reply (a script bug, a key of the wrong type)
+becomes `StoreFaultError`: retried the same way, since skipping the batch would lose it, but
+logged as an error and counted (`jobtrail_projection_store_faults`) for an operator to fix.
+Every event reaching `event_row` has passed the contract (processors.validation), so each field
+the script stores is bounded by its limits.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from typing import Any, cast
 
@@ -27,6 +36,7 @@ from redis.commands.core import Script
 from processors.fingerprint import fingerprint
 from projections.model import (
     FingerprintView,
+    Gap,
     JobState,
     JobView,
     Latest,
@@ -39,6 +49,8 @@ from projections.ports import (
     Item,
     PendingBatch,
     StaleGenerationError,
+    StoreBehindError,
+    StoreFaultError,
     StoreUnavailableError,
 )
 from projections.settings import RedisSettings
@@ -48,9 +60,9 @@ _SCRIPT = resources.files("projections").joinpath("apply_events.lua").read_text(
 
 
 def event_row(position: Position, event: JobEvent | None) -> list[str]:
-    """The 15 strings the script reads for one log record."""
+    """The 16 strings the script reads for one log record."""
     if event is None:
-        return [position.source, str(position.offset), "SKIP", *[""] * 12]
+        return [position.source, str(position.offset), "SKIP", *[""] * 13]
     error = event.error
     fp = template = error_type = ""
     if event.type is JobEventType.FAILED and error is not None:
@@ -72,6 +84,7 @@ def event_row(position: Position, event: JobEvent | None) -> list[str]:
         fp,
         error_type,
         template,
+        event.event_id,
     ]
 
 
@@ -145,23 +158,33 @@ class RedisStore:
     # -- writing ---------------------------------------------------------------------------------
 
     def apply_batch(
-        self, items: Sequence[Item], generation: int, *, check_current: bool = True
+        self,
+        items: Sequence[Item],
+        generation: int,
+        *,
+        check_current: bool = True,
+        log_starts: Mapping[str, int] | None = None,
     ) -> BatchResult:
         if self._script is None:
             raise RuntimeError("RedisStore.setup() was not called")
-        args = self._script_args(items, generation, check_current)
+        args = self._script_args(items, generation, check_current, log_starts)
         with _unavailable_as_typed():
-            applied, duplicates = self._script(keys=[], args=args)
-        return _batch_result(applied, duplicates, generation)
+            reply = self._script(keys=[], args=args)
+        return _batch_result(reply, generation)
 
     def submit_batch(
-        self, items: Sequence[Item], generation: int, *, check_current: bool = True
+        self,
+        items: Sequence[Item],
+        generation: int,
+        *,
+        check_current: bool = True,
+        log_starts: Mapping[str, int] | None = None,
     ) -> PendingBatch:
         """Sends the script call and returns without waiting for the reply: Redis runs the batch
         while the caller decodes the next one, in one thread (no GIL contention)."""
         if self._script is None:
             raise RuntimeError("RedisStore.setup() was not called")
-        args = self._script_args(items, generation, check_current)
+        args = self._script_args(items, generation, check_current, log_starts)
         pool = self.client.connection_pool
         with _unavailable_as_typed():
             connection = pool.get_connection()
@@ -171,15 +194,25 @@ class RedisStore:
                 connection.disconnect()  # type: ignore[no-untyped-call]
                 pool.release(connection)
                 raise
-        return _RedisPending(self, connection, items, generation, check_current)
+        return _RedisPending(self, connection, items, generation, check_current, log_starts)
 
-    def _script_args(self, items: Sequence[Item], generation: int, check: bool) -> list[str]:
+    def _script_args(
+        self,
+        items: Sequence[Item],
+        generation: int,
+        check: bool,
+        log_starts: Mapping[str, int] | None,
+    ) -> list[str]:
         rows = json.dumps([event_row(position, event) for position, event in items])
+        # Only the sources of this batch: the script looks up nothing else.
+        sources = {position.source for position, _ in items}
+        starts = {s: str(o) for s, o in (log_starts or {}).items() if s in sources}
         return [
             self.namespace(generation),
             str(generation) if check else "",
             self.pointer_key,
             rows,
+            json.dumps(starts) if starts else "",
         ]
 
     # -- reading ---------------------------------------------------------------------------------
@@ -194,6 +227,11 @@ class RedisStore:
         for raw in _hgetall_many(client, job_keys):
             job = _job_view(raw)
             model.jobs[job.job_id] = job
+        ids = list(model.jobs)
+        for job_id, recent in zip(
+            ids, _lrange_many(client, [ns + "eids:" + i for i in ids]), strict=True
+        ):
+            model.jobs[job_id].recent_event_ids = recent
         fps = _members(client.smembers(ns + "fps"))
         for fp, raw in zip(fps, _hgetall_many(client, [ns + "fp:" + f for f in fps]), strict=True):
             model.fingerprints[fp] = FingerprintView(
@@ -251,10 +289,14 @@ def _members(raw: Any) -> list[str]:
     return sorted(cast(set[str], raw))
 
 
-def _batch_result(applied: int, duplicates: int, generation: int) -> BatchResult:
-    if applied < 0:
+def _batch_result(reply: list[Any], generation: int) -> BatchResult:
+    status = int(reply[0])
+    if status == -1:
         raise StaleGenerationError(f"redis generation {generation} is no longer current")
-    return BatchResult(int(applied), int(duplicates))
+    if status == -2:
+        _, source, recorded, first = reply
+        raise StoreBehindError("redis", Gap(str(source), int(recorded), int(first)))
+    return BatchResult(status, int(reply[1]))
 
 
 class _RedisPending:
@@ -267,24 +309,37 @@ class _RedisPending:
         items: Sequence[Item],
         generation: int,
         check_current: bool,
+        log_starts: Mapping[str, int] | None,
     ) -> None:
         self._store, self._connection = store, connection
         self._items, self._generation, self._check = items, generation, check_current
+        self._log_starts = log_starts
 
     def result(self) -> BatchResult:
         pool = self._store.client.connection_pool
         try:
             with _unavailable_as_typed():
-                applied, duplicates = self._connection.read_response()
+                reply = self._connection.read_response()
         except redis.exceptions.NoScriptError:
             # Redis restarted and forgot the script: the blocking path loads it again.
-            return self._store.apply_batch(self._items, self._generation, check_current=self._check)
+            return self._store.apply_batch(
+                self._items, self._generation, check_current=self._check,
+                log_starts=self._log_starts,
+            )  # fmt: skip
         except BaseException:
             self._connection.disconnect()  # a reply may still be on its way: never reuse it
             raise
         finally:
             pool.release(self._connection)
-        return _batch_result(applied, duplicates, self._generation)
+        return _batch_result(reply, self._generation)
+
+
+def _lrange_many(client: redis.Redis, keys: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(keys), 2000):
+        pipe = client.pipeline(transaction=False)
+        for key in keys[start : start + 2000]:
+            pipe.lrange(key, 0, -1)
+        yield from pipe.execute()
 
 
 def _hgetall_many(client: redis.Redis, keys: list[str]) -> Iterator[dict[str, str]]:
@@ -322,8 +377,33 @@ def _job_view(raw: dict[str, str]) -> JobView:
     )
 
 
+# Error replies a wait can fix, by their first word (redis-py maps only some to subclasses:
+# ReadOnlyError, BusyLoadingError, OutOfMemoryError, MasterDownError, TryAgainError, ...). Inside a
+# script, Redis 7 keeps the code of the failing call's error as the reply's first word.
+TRANSIENT_REPLIES = frozenset(
+    {"OOM", "READONLY", "BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"}
+)
+
+
+def typed_error(exc: BaseException) -> Exception | None:
+    """The port's error for a redis-py one (None: not a redis error, or NoScriptError, which the
+    callers handle by loading the script again)."""
+    if isinstance(exc, redis.exceptions.NoScriptError):
+        return None
+    if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+        return StoreUnavailableError(f"redis: {exc}")
+    if isinstance(exc, redis.ResponseError):
+        code = str(exc).split(" ", 1)[0]
+        if code in TRANSIENT_REPLIES or isinstance(
+            exc, (redis.exceptions.ReadOnlyError, redis.exceptions.BusyLoadingError)
+        ):
+            return StoreUnavailableError(f"redis: {exc}")
+        return StoreFaultError(f"redis: {exc}")
+    return None
+
+
 class _unavailable_as_typed:  # noqa: N801 (used as a `with` block)
-    """Turns redis-py's connection errors into the port's retryable StoreUnavailableError."""
+    """Turns redis-py's connection errors and error replies into the port's typed errors."""
 
     def __enter__(self) -> None:
         return None
@@ -331,5 +411,6 @@ class _unavailable_as_typed:  # noqa: N801 (used as a `with` block)
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, _: Any
     ) -> None:
-        if exc is not None and isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-            raise StoreUnavailableError(f"redis: {exc}") from exc
+        typed = None if exc is None else typed_error(exc)
+        if typed is not None:
+            raise typed from exc
