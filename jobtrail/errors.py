@@ -45,5 +45,13 @@ class DeliveryError(JobtrailError):
         self.retryable = retryable
 
 
+class MessageTooLargeError(DeliveryError):
+    """A record exceeds a producer's or the broker's message size limit; the same record will
+    never fit, so retrying cannot help."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
 class TopicDriftError(JobtrailError):
     """Existing topics differ from the catalog in ways `topics apply` does not change."""

@@ -31,7 +31,7 @@ import faust
 import faust.transport.consumer as faust_consumer
 from confluent_kafka import Consumer, TopicPartition
 
-from processors.attempts import AttemptEdge, Dimension, LatestAttempt, dimension_key, track
+from processors.attempts import AttemptEdge, Dimension, LatestAttempt, dimension_key
 from processors.concurrency import (
     EVERYTHING,
     KeyState,
@@ -43,11 +43,13 @@ from processors.concurrency import (
     watermark,
 )
 from processors.dedup import FingerprintEntry, Sighting, observe, request_missing
-from processors.ingest import Rejected, ingest
+from processors.event_ids import SeenEvents, expired
+from processors.ingest import Duplicate, Record, Rejected, Step, first_stage
 from processors.metrics import ProcessorMetrics
 from processors.outcomes import count_from_json, count_to_json, join
 from processors.output import Output
 from processors.settings import ProcessorSettings
+from processors.validation import ContractLimits
 from schemas.codec import create_codec
 from schemas.derived import encode_attempt_outcome, encode_vectorize_request
 from schemas.job_event import millis
@@ -164,7 +166,12 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
     # Table writes wait in Faust's producer buffer; at its default bound (100) every agent stalls
     # on flushes many times a second.
     app.producer.buffer.max_messages = 10_000
-    output = output or Output(kafka, lambda topic: metrics.events_out.labels(topic).inc())
+    output = output or Output(
+        kafka,
+        lambda topic: metrics.events_out.labels(topic).inc(),
+        max_message_bytes=settings.max_message_bytes,
+        on_truncated=metrics.truncated_letters.inc,
+    )
     output.install(app)
 
     def raw_topic(name: str) -> Any:
@@ -190,8 +197,13 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
     fingerprints = app.Table("fingerprints", partitions=partitions)
     key_states = app.Table("concurrency-keys", partitions=partitions)
     halves = app.Table("outcome-halves", partitions=partitions)  # member -> {dimension: count}
+    seen_events = app.Table("seen-event-ids", partitions=partitions)  # job -> SeenEvents
 
     progress: dict[int, SourceProgress] = {}
+    seen_queue: dict[int, deque[tuple[int, str]]] = {}  # partition -> (last event, job) rows
+    seen_loaded: set[bool] = set()  # non-empty once seen_queue holds the table's rows
+    window_ms = round(settings.dedup_window_s * 1000)
+    limits = ContractLimits()
     finished: dict[int, deque[tuple[int, str]]] = {}  # partition -> (ended at, job) of ended jobs
     marks_sent: dict[int, tuple[Mark, float]] = {}
     processed: dict[tuple[str, int], int] = {}  # (topic, partition) -> last offset processed
@@ -270,46 +282,112 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
 
     # -- stage 1: validate, fingerprint, track attempts ------------------------------------------
 
+    def dead_letter(message: Any, reason: str, detail: str) -> None:
+        letter = DeadLetter(
+            reason=reason,
+            detail=detail,
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value,
+        )
+        output.send_dead_letter(dlq, letter)
+        metrics.dead_letters.labels(reason).inc()
+
+    def seen_row(job_id: str) -> SeenEvents | None:
+        stored = seen_events.get(job_id)
+        return None if stored is None else SeenEvents.from_json(stored)
+
+    def latest_row(job_id: str) -> LatestAttempt | None:
+        stored = latest_attempts.get(job_id)
+        return None if stored is None else LatestAttempt.from_json(stored)
+
     @app.agent(job_events)
     async def ingest_job_events(stream: faust.StreamT[bytes]) -> None:
         async for event in in_order_events(stream):
             message = event.message
             consumed(message)
-            result = ingest(codec, message.value, message.topic)
-            if isinstance(result, Rejected):
-                letter = DeadLetter(
-                    reason=result.violation.reason,
-                    detail=result.violation.detail,
-                    topic=message.topic,
-                    partition=message.partition,
-                    offset=message.offset,
-                    key=message.key,
-                    value=message.value,
-                )
-                output.send(dlq, message.key, message.value, letter.headers())
-                metrics.dead_letters.labels(letter.reason).inc()
+            timestamp = message.timestamp
+            record = Record(
+                value=message.value,
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                timestamp_ms=round(timestamp * 1000) if timestamp and timestamp > 0 else None,
+            )
+            try:
+                step = first_stage(codec, record, seen_of=seen_row, latest_of=latest_row,
+                                   limits=limits, max_ids=settings.dedup_max_ids,
+                                   window_ms=window_ms)  # fmt: skip
+            except Exception as exc:  # whatever a step raises on: dead-letter it
+                # Once, with the reason, and move on: raising would stop the worker, and the
+                # restart would meet the same record again (a crash loop).
+                log.exception("handler error on %s[%s]@%s", message.topic, message.partition,
+                              message.offset)  # fmt: skip
+                dead_letter(message, "handler_error", f"{type(exc).__name__}: {exc}")
                 continue
-            job = result.event
-            sighting = result.sighting
-            if sighting is not None:
-                output.send_json(names["sightings"], sighting.fingerprint, sighting.to_json())
-            stored = latest_attempts.get(job.job_id)
-            before = None if stored is None else LatestAttempt.from_json(stored)
-            after, edge = track(before, job, None if sighting is None else sighting.fingerprint)
-            if after is not None and after != before:
-                latest_attempts[job.job_id] = after.to_json()
-            if edge is not None:
-                for dimension, key in edge.counted_on():
-                    value = {"d": dimension.value, "e": edge.to_json()}
-                    output.send_json(names["edges"], dimension_key(dimension, key), value)
-                if edge.terminal and after is not None and after.ended:
-                    finished.setdefault(message.partition, deque()).append(
-                        (edge.time_ms, job.job_id)
-                    )
-            at = millis(job.occurred_at)
-            progress.setdefault(message.partition, SourceProgress()).saw(at, time.monotonic())
-            forget_finished(message.partition, at - settings.horizon_ms)
+            if isinstance(step, Rejected):
+                dead_letter(message, step.violation.reason, step.violation.detail)
+                continue
+            if isinstance(step, Duplicate):
+                metrics.duplicates.inc()
+                continue
+            apply_first_stage(message.partition, step)
             metrics.latency.observe(max(0.0, time.time() - message.timestamp))
+
+    def apply_first_stage(partition: int, step: Step) -> None:
+        job = step.event
+        sighting = step.sighting
+        load_seen_queue()
+        if step.seen is not None:
+            if step.seen_new:  # queued once per row: the sweep re-queues it while in use
+                seen_queue.setdefault(partition, deque()).append((step.seen.last_ms, job.job_id))
+            seen_events[job.job_id] = step.seen.to_json()
+        if sighting is not None:
+            output.send_json(names["sightings"], sighting.fingerprint, sighting.to_json())
+        if step.latest is not None:
+            latest_attempts[job.job_id] = step.latest.to_json()
+        edge = step.edge
+        if edge is not None:
+            for dimension, key in edge.counted_on():
+                value = {"d": dimension.value, "e": edge.to_json()}
+                output.send_json(names["edges"], dimension_key(dimension, key), value)
+            after = step.latest or latest_row(job.job_id)
+            if edge.terminal and after is not None and after.ended:
+                finished.setdefault(partition, deque()).append((edge.time_ms, job.job_id))
+        at = millis(job.occurred_at)
+        tracker = progress.setdefault(partition, SourceProgress())
+        tracker.saw(at, time.monotonic())
+        forget_finished(partition, at - settings.horizon_ms)
+        assert tracker.latest_ms is not None
+        forget_seen(partition, tracker.latest_ms)
+
+    def load_seen_queue() -> None:
+        if seen_loaded:
+            return
+        seen_loaded.add(True)
+        rows: dict[int, list[tuple[int, str]]] = {}
+        for job_id, stored in list(seen_events.items()):
+            row = SeenEvents.from_json(stored)
+            rows.setdefault(row.partition, []).append((row.last_ms, job_id))
+        for partition, entries in rows.items():
+            seen_queue[partition] = deque(sorted(entries))
+
+    def forget_seen(partition: int, now_ms: int) -> None:
+        """Drops the event-id rows of jobs quiet for the dedup window (in the partition's event
+        time). A row still in use goes to the back of the queue with its newer time. After a
+        (re)start the queue is rebuilt from the table once (the queue lives in memory)."""
+        queue = seen_queue.get(partition)
+        while queue and queue[0][0] < now_ms - window_ms:
+            _, job_id = queue.popleft()
+            row = seen_row(job_id)
+            if row is None or row.partition != partition:
+                continue
+            if expired(row, now_ms, window_ms):
+                seen_events.pop(job_id, None)
+            else:
+                queue.append((row.last_ms, job_id))
 
     def forget_finished(partition: int, before_ms: int) -> None:
         """Drops the rows of jobs that ended for good a horizon ago: their last edges went out
@@ -461,6 +539,8 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
         processed.clear()
         rewound.clear()
         starts.clear()
+        seen_queue.clear()  # rebuilt from the table, which then holds the new assignment's rows
+        seen_loaded.clear()
 
     def state_of(view: _PartitionView, key: str) -> KeyState:
         state = view.states.get(key)

@@ -14,6 +14,8 @@ class ProcessorMetrics:
     events_out: Counter
     dead_letters: Counter
     dedup: Counter
+    duplicates: Counter
+    truncated_letters: Counter
     late_edges: Counter
     rewinds: Counter
     latency: Histogram
@@ -39,6 +41,16 @@ class ProcessorMetrics:
                 "jobtrail_processor_fingerprints",
                 "Fingerprint sightings: new (a vectorize request went out) or seen",
                 ["result"],
+                registry=registry,
+            ),
+            duplicates=Counter(
+                "jobtrail_processor_duplicate_events",
+                "Job events dropped because their event_id was already counted (a re-send)",
+                registry=registry,
+            ),
+            truncated_letters=Counter(
+                "jobtrail_processor_dead_letters_truncated",
+                "Dead letters sent with a truncated value (the whole one exceeds the size limit)",
                 registry=registry,
             ),
             late_edges=Counter(

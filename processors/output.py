@@ -5,6 +5,12 @@ Faust's produce path costs ~100 µs of Python per record here; librdkafka's cost
 batches in its own thread. At-least-once is kept by flushing these records before Faust commits
 any offset (`install(app)` wraps the flush Faust awaits before each commit), and a record that
 could not be delivered stops the worker: it restarts from the last commit rather than skip one.
+
+Dead letters are the exception to "stop the worker": a poison record whose dead letter is too
+large would otherwise stop it again on every restart. `send_dead_letter` fits the letter under
+`max_message_bytes` (this producer's message.max.bytes) as a truncated copy; if the broker still
+refuses it for its size (the DLQ topic's max.message.bytes is lower), it goes again with its
+headers only.
 """
 
 from __future__ import annotations
@@ -15,10 +21,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import faust
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from jobtrail.errors import JobtrailError
 from streams.backpressure import produce_waiting
+from streams.dlq import DEFAULT_MAX_MESSAGE_BYTES, DeadLetter, fit
 from streams.kafka_config import producer_config
 from streams.settings import KafkaSettings, ProducerSettings
 
@@ -32,13 +39,27 @@ class OutputDeliveryError(JobtrailError):
 
 
 class Output:
-    def __init__(self, kafka: KafkaSettings, on_sent: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        on_sent: Callable[[str], None] | None = None,
+        *,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        on_truncated: Callable[[], None] | None = None,
+    ) -> None:
         # A short linger: outputs are small, and commits wait for them.
         settings = ProducerSettings(linger_ms=5)
-        self._config = {**producer_config(kafka, settings), "client.id": "jobtrail-processors"}
+        self._config = {
+            **producer_config(kafka, settings),
+            "client.id": "jobtrail-processors",
+            "message.max.bytes": max_message_bytes,
+        }
+        self.max_message_bytes = max_message_bytes
         self._producer: Producer | None = None
         self._on_sent = on_sent  # called with the topic of every record sent
+        self._on_truncated = on_truncated  # called for every dead letter sent truncated
         self._failures: list[str] = []
+        self._resend: list[tuple[str, DeadLetter]] = []  # letters the broker found too large
 
     def start(self) -> None:
         self._producer = Producer(self._config, error_cb=self._client_error)
@@ -65,11 +86,43 @@ class Output:
         self.send(topic, None if key is None else key.encode(), json.dumps(value).encode(),
                   partition=partition)  # fmt: skip
 
+    def send_dead_letter(self, topic: str, letter: DeadLetter) -> None:
+        """Sends `letter`, truncated to fit the message limit where it must be (never raises
+        for its size: a poison record must not stop the worker)."""
+        self._send_letter(topic, letter, fit(letter, self.max_message_bytes))
+
+    def _send_letter(self, topic: str, original: DeadLetter, letter: DeadLetter) -> None:
+        def delivered(error: KafkaError | None, message: Message) -> None:
+            if error is not None and error.code() == KafkaError.MSG_SIZE_TOO_LARGE and letter.value:
+                self._resend.append((topic, original))  # flush() sends it with headers only
+                return
+            self._delivered(error, message)
+
+        try:
+            produce_waiting(self._require(), topic, letter.value, letter.key,
+                            headers=letter.headers(), on_delivery=delivered)  # fmt: skip
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.MSG_SIZE_TOO_LARGE or not letter.value:
+                raise
+            self._send_letter(topic, original, fit(original, 0))
+            return
+        if letter.truncated_from is not None and self._on_truncated is not None:
+            self._on_truncated()
+        if self._on_sent is not None:
+            self._on_sent(topic)
+
     def flush(self) -> None:
         """Blocks until every record is acknowledged; raises if any was not."""
         producer = self._require()
-        while producer.flush(1.0):
-            pass
+        while True:
+            while producer.flush(1.0):
+                pass
+            if not self._resend:
+                break
+            # Appended by delivery callbacks, maybe on another thread: take the list whole.
+            pending, self._resend = self._resend, []
+            for topic, letter in pending:
+                self._send_letter(topic, letter, fit(letter, 0))
         if self._failures:
             failures, self._failures = self._failures, []
             raise OutputDeliveryError(f"{len(failures)} records undelivered: {failures[0]}")

@@ -51,4 +51,20 @@ class ProcessorSettings(BaseSettings):
         ge=0,
         description="Stop once caught up and idle this long (0: run forever; for scripts)",
     )
+    dedup_window_s: float = Field(
+        default=7 * 86_400.0,
+        gt=0,
+        description="Event time for which a job's event ids are remembered after its last event: "
+        "a re-sent event_id within it counts once",
+    )
+    dedup_max_ids: int = Field(
+        default=64, ge=1, description="Event ids remembered per job (the latest ones)"
+    )
+    max_message_bytes: int = Field(
+        default=1_000_000,
+        ge=4096,
+        description="Largest record the processors produce (librdkafka message.max.bytes); a "
+        "larger dead letter goes as a truncated copy. At most the broker's and the DLQ topic's "
+        "limit (1,048,588 by default)",
+    )
     log_level: Literal["crit", "error", "warn", "info", "debug"] = "warn"

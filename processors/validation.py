@@ -87,6 +87,9 @@ REASONS = (
     "event_time_in_future",
     "oversized_field",
     "error_on_wrong_type",
+    # Not a rule of the contract: a record some processing step failed on (a bug, or input no
+    # rule foresaw), dead-lettered rather than retried forever.
+    "handler_error",
 )
 
 

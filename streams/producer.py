@@ -5,6 +5,9 @@ twice and per-job order holds; key = job_id, so one job's events share a partiti
 sends with delivery reports; bounded memory (a full buffer applies back-pressure to the caller
 rather than growing); flush on close; and no failure goes unnoticed: a delivery failure reaches
 the caller's callback, and `flush()`/`close()` raise `DeliveryError` for failures not yet reported.
+A record over a size limit raises `MessageTooLargeError` (a `DeliveryError` that is not
+retryable): at once from `send` when librdkafka's own limit (message.max.bytes) refuses it, or from
+`flush()`/`close()` when the broker does; never a raw KafkaException.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import TracebackType
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from jobtrail.errors import DeliveryError
+from jobtrail.errors import DeliveryError, MessageTooLargeError
 from schemas.codec import JobEventCodec, create_codec
 from schemas.job_event import JobEvent, JobEventType
 from streams.backpressure import produce_waiting
@@ -37,6 +40,16 @@ class DeliveryFailure:
     key: bytes | None
     error: str
     retryable: bool
+    too_large: bool = False
+
+
+def refused(exc: KafkaException, topic: str, size: int) -> DeliveryError:
+    """The typed error for a record librdkafka refused to queue."""
+    error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
+    if error is not None and error.code() == KafkaError.MSG_SIZE_TOO_LARGE:
+        return MessageTooLargeError(f"a {size}-byte record for {topic} is over the size limit")
+    retryable = error.retriable() if error is not None else False
+    return DeliveryError(f"{topic}: the record was refused: {exc}", retryable=retryable)
 
 
 class JobEventProducer:
@@ -118,6 +131,8 @@ class JobEventProducer:
                     )
                 except BufferError:
                     self._produce(event.job_id.encode(), value, headers[event.type])
+                except KafkaException as exc:
+                    raise refused(exc, topic, len(value)) from exc
                 count += 1
                 if not count % 10_000:
                     producer.poll(0)
@@ -126,7 +141,10 @@ class JobEventProducer:
         return count
 
     def _produce(self, key: bytes, value: bytes, headers: Headers) -> None:
-        produce_waiting(self._require_started(), self.topic, value, key, headers=headers)
+        try:
+            produce_waiting(self._require_started(), self.topic, value, key, headers=headers)
+        except KafkaException as exc:
+            raise refused(exc, self.topic, len(value)) from exc
 
     def poll(self, timeout: float = 0.0) -> int:
         """Serves delivery reports; call it regularly (send paths do when the buffer fills)."""
@@ -165,6 +183,10 @@ class JobEventProducer:
             return
         failures, self._unreported = self._unreported, []
         first = failures[0]
+        if all(f.too_large for f in failures):
+            raise MessageTooLargeError(
+                f"{len(failures)} records were over the broker's size limit for {first.topic}"
+            )
         raise DeliveryError(
             f"{len(failures)} records failed delivery to {first.topic}; first: {first.error}",
             retryable=all(f.retryable for f in failures),
@@ -176,7 +198,11 @@ class JobEventProducer:
         if error is not None:
             self.failed += 1
             failure = DeliveryFailure(
-                message.topic() or self.topic, message.key(), error.str(), error.retriable()
+                message.topic() or self.topic,
+                message.key(),
+                error.str(),
+                error.retriable(),
+                error.code() == KafkaError.MSG_SIZE_TOO_LARGE,
             )
             if self._on_delivery is None:
                 self._unreported.append(failure)
