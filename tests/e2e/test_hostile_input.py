@@ -136,6 +136,65 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[
         )  # fmt: skip
 
 
+def hostile_stream(rng: random.Random) -> tuple[list[JobEvent], list[JobEvent]]:
+    """What the first producer sends, in order, and what a restarted producer re-sends."""
+    events = list(Workload(WorkloadConfig(jobs=None, events=EVENTS), seed=9).events())
+    middle = len(events) // 2
+    template = next(e for e in events[middle:] if e.type is JobEventType.FAILED)
+    hostile = [
+        replace(template, event_id=f"hostile-{n}", error=JobError("PathologicalError", text))
+        for n, text in enumerate([*pathological_messages(), near_a_megabyte()])
+    ]
+    placed = _resends(events, rng)
+    sends: list[JobEvent] = []
+    for index, event in enumerate(events):
+        sends.append(event)
+        sends.extend(placed.get(index, ()))
+        if index == middle:
+            sends.extend(hostile)
+    later = [events[i] for i in rng.sample(range(len(events)), len(events) // 60)]
+    return sends, later
+
+
+def produce_paced(kafka: KafkaSettings, events: list[JobEvent], rate: float) -> None:
+    interval = 1.0 / rate
+    next_at = time.monotonic()
+    with JobEventProducer(kafka) as producer:
+        for index, event in enumerate(events):
+            producer.send(event)
+            next_at += interval
+            delay = next_at - time.monotonic()
+            if delay > 0.001:
+                time.sleep(delay)
+            if index % 1000 == 0:
+                producer.poll()
+
+
+def measure_catch_up(kafka: KafkaSettings, since: float, groups: int) -> dict[str, float]:
+    """Seconds from `since` until each group's committed lag is 0 (watched for 3 minutes)."""
+    caught: dict[str, float] = {}
+    deadline = since + CATCH_UP_S * 3
+    while time.monotonic() < deadline and len(caught) < groups:
+        for name, lag in _group_lags(kafka).items():
+            if lag == 0 and name not in caught:
+                caught[name] = time.monotonic() - since
+        time.sleep(1)
+    return caught
+
+
+def stop_all(processes: dict[str, subprocess.Popen[bytes]], logs: Path) -> None:
+    for process in processes.values():
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for name, process in processes.items():
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        tail = (logs / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
+        print(f"== {name} log tail\n" + "\n".join(tail))
+
+
 @pytest.fixture(scope="module")
 def hostile_run(
     kafka_bootstrap: str,
@@ -161,70 +220,29 @@ def hostile_run(
         "JOBTRAIL_COUCHBASE_CONNSTR": couchbase_connstr,
         "JOBTRAIL_COUCHBASE_PREFIX": run.couchbase_prefix,
     }
+    commands = {
+        "processors": ["processors"],
+        "embedder": ["embed"],
+        "redis": ["project", "redis"],
+        "couchbase": ["project", "couchbase"],
+    }
     processes = {
-        "processors": _start(["processors", "--metrics-port", "0"], env, tmp / "processors.log"),
-        "embedder": _start(["embed", "--metrics-port", "0"], env, tmp / "embedder.log"),
-        "redis": _start(["project", "redis", "--metrics-port", "0"], env, tmp / "redis.log"),
-        "couchbase": _start(
-            ["project", "couchbase", "--metrics-port", "0"], env, tmp / "couchbase.log"
-        ),
+        name: _start([*args, "--metrics-port", "0"], env, tmp / f"{name}.log")
+        for name, args in commands.items()
     }
     try:
-        rng = random.Random(9)
-        events = list(Workload(WorkloadConfig(jobs=None, events=EVENTS), seed=9).events())
-        middle = len(events) // 2
-        template = next(e for e in events[middle:] if e.type is JobEventType.FAILED)
-        hostile = [
-            replace(template, event_id=f"hostile-{n}", error=JobError("PathologicalError", text))
-            for n, text in enumerate([*pathological_messages(), near_a_megabyte()])
-        ]
-        placed = _resends(events, rng)
-        later = [events[i] for i in rng.sample(range(len(events)), len(events) // 60)]
-        interval = 1.0 / RATE
-        next_at = time.monotonic()
-        with JobEventProducer(kafka) as producer:
-            for index, event in enumerate(events):
-                producer.send(event)
-                for copy in placed.get(index, ()):
-                    producer.send(copy)
-                    run.resent += 1
-                if index == middle:
-                    for bad in hostile:
-                        producer.send(bad)
-                next_at += interval
-                delay = next_at - time.monotonic()
-                if delay > 0.001:
-                    time.sleep(delay)
-                if index % 1000 == 0:
-                    producer.poll()
-        with JobEventProducer(kafka) as restarted:  # a producer restart re-sends a few
-            for event in later:
-                restarted.send(event)
-                run.resent += 1
+        sends, later = hostile_stream(random.Random(9))
+        run.resent = len(sends) - EVENTS - len(pathological_messages()) - 1 + len(later)
+        produce_paced(kafka, sends, RATE)
+        produce_paced(kafka, later, RATE)  # a second producer: a restart re-sends a few
         last_event_at = time.monotonic()
-        for name in processes:
-            assert processes[name].poll() is None, f"{name} exited: {(tmp / f'{name}.log')}"
-        deadline = last_event_at + CATCH_UP_S * 3  # measured below, asserted in a test
-        while time.monotonic() < deadline and len(run.catch_up_s) < len(processes):
-            for name, lag in _group_lags(kafka).items():
-                if lag == 0 and name not in run.catch_up_s:
-                    run.catch_up_s[name] = time.monotonic() - last_event_at
-            time.sleep(1)
+        exited = [name for name, process in processes.items() if process.poll() is not None]
+        assert not exited, f"exited before the end of the stream: {exited} (logs in {tmp})"
+        run.catch_up_s = measure_catch_up(kafka, last_event_at, len(processes))
         print(f"caught up after the last event (s): {run.catch_up_s}; re-sent {run.resent}")
         yield run
     finally:
-        for process in processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes.values():
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        for name in processes:
-            print(f"== {name} log tail\n" + "\n".join(
-                (tmp / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
-            ))  # fmt: skip
+        stop_all(processes, tmp)
         if not os.environ.get("KEEP_TOPICS"):
             admin.delete(n for n in admin.metadata().topics if n.startswith(kafka.topic_prefix))
         delete_redis_prefix(redis_url, run.redis_prefix)
