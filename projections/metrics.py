@@ -12,7 +12,10 @@ class ProjectorMetrics:
     applied: Counter
     duplicates: Counter
     undecodable: Counter
+    rejected: Counter
     store_errors: Counter
+    store_faults: Counter
+    repositions: Counter
     apply_seconds: Histogram
     batch_size: Histogram
     lag: Gauge
@@ -35,10 +38,26 @@ class ProjectorMetrics:
                 "jobtrail_projection_undecodable", "Records skipped because they do not decode",
                 label, registry=registry,
             ),
+            rejected=Counter(
+                "jobtrail_projection_rejected",
+                "Events skipped because they break the contract (processors.validation)",
+                [*label, "reason"], registry=registry,
+            ),
             store_errors=Counter(
                 "jobtrail_projection_store_errors",
-                "Batches that failed because the store did not answer (retried)", label,
-                registry=registry,
+                "Batches that failed because the store did not answer or refused (retried)",
+                label, registry=registry,
+            ),
+            store_faults=Counter(
+                "jobtrail_projection_store_faults",
+                "Batches the store refused with an error a wait will not fix (retried; alert)",
+                label, registry=registry,
+            ),
+            repositions=Counter(
+                "jobtrail_projection_repositions",
+                "Times the projector re-read its positions from the store, by cause"
+                " (outage, behind: the store lost writes, generation: a rebuild switched)",
+                [*label, "cause"], registry=registry,
             ),
             apply_seconds=Histogram(
                 "jobtrail_projection_apply_seconds", "Time to apply one batch to the store",

@@ -5,22 +5,32 @@ group's committed offsets, so a crash between the store write and the Kafka comm
 a rebuild's generation switch never skips an event, and the store's offset guard makes every
 replayed event a no-op. Offsets are still committed after each batch, for lag monitoring.
 
-When the store is down, the projector pauses its partitions (staying in the group), retries with
-growing back-off, and resumes where the store says it is.
+When the store is down (or refuses for a while: out of memory, read-only), the projector pauses
+its partitions (staying in the group), retries with growing back-off, and resumes where the store
+says it is. A store that lost writes (restarted from an older snapshot, failed over) refuses the
+next batch (`StoreBehindError`): the projector repositions from what it does hold, so the lost
+records are applied again, never taken for duplicates.
+
+Every event passes the same contract as in the processors (`processors.validation.violation`,
+with the Kafka record's timestamp for the future-skew check); one that breaks it is counted
+(`jobtrail_projection_rejected_total{projection,reason}`) and skipped: its position is recorded as
+applied, nothing else changes. The processors dead-letter the same records.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import structlog
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, Message, TopicPartition
 
 from jobtrail.errors import SchemaError
+from processors.validation import ContractLimits, violation
 from projections.metrics import ProjectorMetrics
 from projections.model import Position
 from projections.ports import (
@@ -29,6 +39,8 @@ from projections.ports import (
     PendingBatch,
     ProjectionStore,
     StaleGenerationError,
+    StoreBehindError,
+    StoreFaultError,
     StoreUnavailableError,
 )
 from projections.settings import ProjectorSettings
@@ -43,26 +55,58 @@ log = structlog.get_logger("jobtrail.projector")
 T = TypeVar("T")
 
 
-def decode_items(messages: Sequence[Message], codec: JobEventCodec) -> tuple[list[Item], int]:
-    """Log records as store items; undecodable ones become position-only items (the processors'
-    DLQ reports them; the projection just moves past). Returns the items and how many failed."""
-    items: list[Item] = []
-    failed = 0
+@dataclass(slots=True)
+class Decoded:
+    """A batch of log records as store items. Undecodable records and events that break the
+    contract become position-only items (the processors' DLQ reports them; the projection just
+    moves past)."""
+
+    items: list[Item]
+    undecodable: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)  # contract violation reason -> events
+
+    @property
+    def skipped(self) -> int:
+        return self.undecodable + self.rejected.total()
+
+
+def decode_batch(
+    messages: Sequence[Message], codec: JobEventCodec, limits: ContractLimits | None = None
+) -> Decoded:
+    decoded = Decoded([])
     for message in messages:
         topic = message.topic() or ""
         position = Position(topic, message.partition() or 0, message.offset() or 0)
         try:
-            items.append((position, codec.decode(message.value() or b"", topic)))
+            event = codec.decode(message.value() or b"", topic)
         except SchemaError:
-            items.append((position, None))
-            failed += 1
-    return items, failed
+            decoded.items.append((position, None))
+            decoded.undecodable += 1
+            continue
+        kind, timestamp = message.timestamp()
+        broken = violation(
+            event,
+            record_timestamp_ms=None if kind == TIMESTAMP_NOT_AVAILABLE else timestamp,
+            limits=limits,
+        )
+        if broken is None:
+            decoded.items.append((position, event))
+        else:
+            decoded.items.append((position, None))
+            decoded.rejected[broken.reason] += 1
+    return decoded
+
+
+def decode_items(messages: Sequence[Message], codec: JobEventCodec) -> tuple[list[Item], int]:
+    """`decode_batch` as (items, records skipped: undecodable or breaking the contract)."""
+    decoded = decode_batch(messages, codec)
+    return decoded.items, decoded.skipped
 
 
 class _Failed:
-    """A batch the store refused at once: settling it goes through the outage path."""
+    """A batch the store refused at once: settling it goes through the path of its error."""
 
-    def __init__(self, error: StoreUnavailableError) -> None:
+    def __init__(self, error: Exception) -> None:
         self._error = error
 
     def result(self) -> BatchResult:
@@ -73,8 +117,7 @@ class _Failed:
 class _InFlight:
     pending: PendingBatch
     messages: list[Message]
-    size: int
-    failed: int
+    decoded: Decoded
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -84,8 +127,11 @@ class ProjectorStats:
     applied: int = 0
     duplicates: int = 0
     undecodable: int = 0
+    rejected: int = 0  # events that break the contract, skipped
     store_errors: int = 0
+    store_faults: int = 0  # error replies a wait alone does not fix (also in store_errors)
     repositions: int = 0
+    behind: int = 0  # batches the store refused because it lost writes
     first_consumed_at: float = 0.0  # monotonic: when the first records arrived
     last_applied_at: float = 0.0  # monotonic: when the last batch was applied
 
@@ -118,6 +164,10 @@ class Projector:
         self._generation = 0
         self._assignment: list[TopicPartition] = []
         self._in_flight: _InFlight | None = None
+        # Per source, the offset the consumer was last positioned at from the store's offsets,
+        # until its first batch after that: see `_log_starts`.
+        self._resumed_at: dict[str, int] = {}
+        self._failed_batches = 0  # in a row: the back-off grows while the store keeps refusing
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -164,16 +214,19 @@ class Projector:
                     continue
                 if not self.stats.first_consumed_at:
                     self.stats.first_consumed_at = time.monotonic()
-                items, failed = decode_items(messages, self.codec)
+                decoded = decode_batch(messages, self.codec)
                 settled = self._settle()
                 last_record = time.monotonic()  # a store outage waited out is not idleness
                 if not settled:
                     continue  # repositioned from the store: these records will come again
+                log_starts = self._log_starts(decoded.items)
                 try:
-                    pending = self.store.submit_batch(items, self._generation)
-                except StoreUnavailableError as exc:
+                    pending = self.store.submit_batch(
+                        decoded.items, self._generation, log_starts=log_starts
+                    )
+                except (StoreUnavailableError, StoreBehindError, StaleGenerationError) as exc:
                     pending = _Failed(exc)
-                self._in_flight = _InFlight(pending, messages, len(items), failed)
+                self._in_flight = _InFlight(pending, messages, decoded)
         finally:
             self._settle()
         return self.stats
@@ -192,28 +245,46 @@ class Projector:
             # A rebuild switched readers to a new generation: continue from where it stands.
             self._generation = self._until_store_answers(self.store.current_generation)
             self._gauge_generation()
-            self._reposition(self._assignment)
-            self.stats.repositions += 1
+            self._reposition(self._assignment, "generation")
+            return False
+        except StoreBehindError as exc:
+            # The store lost writes: what it lacks is applied again from where it stands.
+            self.stats.behind += 1
+            gap = exc.gap
+            log.warning("store behind the projector, repositioning", store=self.store.name,
+                        source=gap.source, recorded=gap.recorded, first=gap.first)  # fmt: skip
+            self._reposition(self._assignment, "behind")
             return False
         except StoreUnavailableError as exc:
+            self._failed_batches += 1
             self._wait_for_store(exc)
-            self._reposition(self._assignment)
-            self.stats.repositions += 1
+            self._reposition(self._assignment, "outage")
             return False
-        self._record(result.applied, result.duplicates, in_flight.size, in_flight.failed,
-                     in_flight.started)  # fmt: skip
+        self._failed_batches = 0
+        self._record(result, in_flight.decoded, in_flight.started)
         self._require_consumer().commit(offsets=next_offsets(in_flight.messages), asynchronous=True)
         return True
 
+    def _log_starts(self, items: Sequence[Item]) -> dict[str, int]:
+        """Where the log holds nothing the store lacks, per source of the batch: for the first
+        batch after the consumer was positioned at the store's offset + 1, the batch's first
+        offset (the consumer returns the first record at or after that position, so nothing lies
+        in between: retention deleted the head, or the log has a hole there). Elsewhere nothing:
+        a batch must then follow the store's offset exactly."""
+        starts: dict[str, int] = {}
+        for position, _ in items:
+            resumed = self._resumed_at.pop(position.source, None)
+            if resumed is not None and position.offset >= resumed:
+                starts[position.source] = position.offset
+        return starts
+
     def _wait_for_store(self, error: StoreUnavailableError) -> None:
-        """Backs off, partitions paused (still in the group), until the store answers again."""
-        backoff = 0.1
+        """Backs off, partitions paused (still in the group), until the store answers again.
+        The back-off keeps growing while batches keep failing (a store that answers reads but
+        refuses writes: out of memory, read-only)."""
+        backoff = min(0.1 * 2 ** min(self._failed_batches - 1, 16), self.settings.retry_max_s)
         while not self.stopping.is_set():
-            self.stats.store_errors += 1
-            if self.metrics:
-                self.metrics.store_errors.labels(self.store.name).inc()
-            log.warning("store unavailable, retrying", store=self.store.name, error=str(error),
-                        retry_in_s=backoff)  # fmt: skip
+            self._count_store_error(error, backoff)
             self._wait_paused(backoff)
             backoff = min(backoff * 2, self.settings.retry_max_s)
             try:
@@ -221,6 +292,22 @@ class Projector:
                 return
             except StoreUnavailableError as again:
                 error = again
+
+    def _count_store_error(self, error: StoreUnavailableError, backoff: float) -> None:
+        self.stats.store_errors += 1
+        if self.metrics:
+            self.metrics.store_errors.labels(self.store.name).inc()
+        if isinstance(error, StoreFaultError):
+            # Not transient: retrying keeps the batch (skipping it would lose it), but only an
+            # operator can fix this, so say it loudly, every time.
+            self.stats.store_faults += 1
+            if self.metrics:
+                self.metrics.store_faults.labels(self.store.name).inc()
+            log.error("store refuses the batch, retrying; fix the store or the script",
+                      store=self.store.name, error=str(error), retry_in_s=backoff)  # fmt: skip
+        else:
+            log.warning("store unavailable, retrying", store=self.store.name, error=str(error),
+                        retry_in_s=backoff)  # fmt: skip
 
     def _wait_paused(self, seconds: float) -> None:
         """Waits without consuming, still serving group membership and rebalance callbacks."""
@@ -233,22 +320,23 @@ class Projector:
         if self._assignment == paused:
             consumer.resume(paused)
 
-    def _record(
-        self, applied: int, duplicates: int, size: int, failed: int, started: float
-    ) -> None:
+    def _record(self, result: BatchResult, decoded: Decoded, started: float) -> None:
         self.stats.batches += 1
         self.stats.last_applied_at = time.monotonic()
-        self.stats.undecodable += failed
-        self.stats.applied += applied
-        self.stats.duplicates += duplicates
+        self.stats.undecodable += decoded.undecodable
+        self.stats.rejected += decoded.rejected.total()
+        self.stats.applied += result.applied
+        self.stats.duplicates += result.duplicates
         if self.metrics is None:
             return
         name = self.store.name
-        self.metrics.applied.labels(name).inc(applied)
-        self.metrics.duplicates.labels(name).inc(duplicates)
-        self.metrics.undecodable.labels(name).inc(failed)
+        self.metrics.applied.labels(name).inc(result.applied)
+        self.metrics.duplicates.labels(name).inc(result.duplicates)
+        self.metrics.undecodable.labels(name).inc(decoded.undecodable)
+        for reason, events in decoded.rejected.items():
+            self.metrics.rejected.labels(name, reason).inc(events)
         self.metrics.apply_seconds.labels(name).observe(time.perf_counter() - started)
-        self.metrics.batch_size.labels(name).observe(size)
+        self.metrics.batch_size.labels(name).observe(len(decoded.items))
         if self.stats.batches % 20 == 1:
             self.metrics.lag.labels(name).set(self.lag())
 
@@ -274,9 +362,14 @@ class Projector:
         # assignment already cleared, a failed batch repositions nothing: the next owner resumes
         # from the store's offsets anyway.
         self._assignment = []
+        for tp in partitions:
+            self._resumed_at.pop(f"{tp.topic}:{tp.partition}", None)
         self._settle()
 
-    def _reposition(self, partitions: list[TopicPartition]) -> None:
+    def _reposition(self, partitions: list[TopicPartition], cause: str) -> None:
+        self.stats.repositions += 1
+        if self.metrics:
+            self.metrics.repositions.labels(self.store.name, cause).inc()
         consumer = self._require_consumer()
         self._positions_from_store(partitions)
         for tp in partitions:
@@ -285,7 +378,9 @@ class Projector:
     def _positions_from_store(self, partitions: list[TopicPartition]) -> None:
         applied = self._until_store_answers(lambda: self.store.applied_offsets(self._generation))
         for tp in partitions:
-            tp.offset = applied.get(f"{tp.topic}:{tp.partition}", -1) + 1
+            source = f"{tp.topic}:{tp.partition}"
+            tp.offset = applied.get(source, -1) + 1
+            self._resumed_at[source] = tp.offset
 
     def _until_store_answers(self, call: Callable[[], T]) -> T:
         backoff = 0.1
@@ -295,7 +390,7 @@ class Projector:
             except StoreUnavailableError as exc:
                 if self.stopping.is_set():
                     raise
-                log.warning("store unavailable", store=self.store.name, error=str(exc))
+                self._count_store_error(exc, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self.settings.retry_max_s)
 

@@ -377,12 +377,18 @@ def _job_view(raw: dict[str, str]) -> JobView:
     )
 
 
-# Error replies a wait can fix, by their first word (redis-py maps only some to subclasses:
-# ReadOnlyError, BusyLoadingError, OutOfMemoryError, MasterDownError, TryAgainError, ...). Inside a
-# script, Redis 7 keeps the code of the failing call's error as the reply's first word.
-TRANSIENT_REPLIES = frozenset(
-    {"OOM", "READONLY", "BUSY", "LOADING", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN", "NOREPLICAS"}
+# Error replies a wait can fix. redis-py turns some codes into subclasses (and drops the code from
+# the message); the others keep it as the message's first word. MISCONF: a failing snapshot
+# blocks writes until the disk has room again.
+TRANSIENT_CLASSES = (
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,
 )
+TRANSIENT_CODES = frozenset({"BUSY", "NOREPLICAS", "MISCONF", "OOM", "READONLY", "LOADING"})
 
 
 def typed_error(exc: BaseException) -> Exception | None:
@@ -393,12 +399,11 @@ def typed_error(exc: BaseException) -> Exception | None:
     if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
         return StoreUnavailableError(f"redis: {exc}")
     if isinstance(exc, redis.ResponseError):
-        code = str(exc).split(" ", 1)[0]
-        if code in TRANSIENT_REPLIES or isinstance(
-            exc, (redis.exceptions.ReadOnlyError, redis.exceptions.BusyLoadingError)
-        ):
-            return StoreUnavailableError(f"redis: {exc}")
-        return StoreFaultError(f"redis: {exc}")
+        transient = isinstance(exc, TRANSIENT_CLASSES) or str(exc).split(" ", 1)[0] in (
+            TRANSIENT_CODES
+        )
+        error = StoreUnavailableError if transient else StoreFaultError
+        return error(f"redis: {type(exc).__name__}: {exc}")
     return None
 
 
