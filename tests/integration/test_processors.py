@@ -58,9 +58,11 @@ def worker(
     idle_stop_s: float = 0,
     model: str = "model-a",
     metrics_port: int = 0,
+    extra_env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        **(extra_env or {}),
         "JOBTRAIL_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "JOBTRAIL_TOPIC_PREFIX": kafka.topic_prefix,
         "JOBTRAIL_PROCESSORS_DATA_DIR": str(data_dir),
@@ -81,8 +83,13 @@ def log_tail(data_dir: Path, lines: int = 80) -> str:
     return "\n".join(logs[-1].read_text(errors="replace").splitlines()[-lines:]) if logs else ""
 
 
-def run_until_idle(kafka: KafkaSettings, data_dir: Path, model: str = "model-a") -> None:
-    process = worker(kafka, data_dir, idle_stop_s=6, model=model)
+def run_until_idle(
+    kafka: KafkaSettings,
+    data_dir: Path,
+    model: str = "model-a",
+    extra_env: dict[str, str] | None = None,
+) -> None:
+    process = worker(kafka, data_dir, idle_stop_s=6, model=model, extra_env=extra_env)
     try:
         returncode = process.wait(timeout=600)
     except subprocess.TimeoutExpired:
