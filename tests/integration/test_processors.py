@@ -100,7 +100,7 @@ def run_until_idle(
 
 
 def records(kafka: KafkaSettings, topic: str, idle_s: float = 3) -> list[bytes]:
-    return [message.value() for message in read_messages(kafka, topic, idle_s=idle_s)]
+    return [message.value() or b"" for message in read_messages(kafka, topic, idle_s=idle_s)]
 
 
 def log_events(kafka: KafkaSettings) -> list[JobEvent]:
@@ -109,7 +109,7 @@ def log_events(kafka: KafkaSettings) -> list[JobEvent]:
     events = []
     for message in read_messages(kafka, catalog_of(kafka).job_events.name, idle_s=3):
         try:
-            event = codec.decode(message.value())
+            event = codec.decode(message.value() or b"")
         except Exception:  # poison: the DLQ's business, not the reference's
             continue
         if violation(event) is None:
