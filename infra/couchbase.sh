@@ -7,6 +7,9 @@
 # Ports: JOBTRAIL_COUCHBASE_PORT (11210, KV: the SDK connects here),
 #        JOBTRAIL_COUCHBASE_HTTP_PORT (8091, REST). The mock binds them on all interfaces.
 # Bucket: JOBTRAIL_COUCHBASE_BUCKET (default); only its _default scope/collection exist.
+# Strict (JOBTRAIL_COUCHBASE_STRICT, default 1): the launcher refuses what Couchbase Server refuses
+#   and the mock accepts (over 16 sub-document specs, keys over 250 bytes, documents over 20 MiB,
+#   non-strict JSON such as NaN), so the tests catch a store that would fail in production.
 # Credentials: Administrator / password. Data lives in memory only: a restart empties the bucket.
 # `start` writes the connection string to .infra-data/couchbase/connstr and KEY=VALUE settings
 # (connstr, username, password, bucket) to .infra-data/couchbase/env for test fixtures.
@@ -20,6 +23,7 @@ LOGFILE=$DIR/couchbase.log
 PORT=${JOBTRAIL_COUCHBASE_PORT:-11210}
 HTTP_PORT=${JOBTRAIL_COUCHBASE_HTTP_PORT:-8091}
 BUCKET=${JOBTRAIL_COUCHBASE_BUCKET:-default}
+STRICT_FLAG=$([ "${JOBTRAIL_COUCHBASE_STRICT:-1}" = 1 ] && echo --strict || true)
 USERNAME=Administrator
 PASSWORD=password
 POM=$REPO_ROOT/infra/couchbase/pom.xml
@@ -72,7 +76,7 @@ start() {
   : > "$LOGFILE"
   log "starting couchbase mock (logs: $LOGFILE)"
   nohup java -Xms64m -Xmx512m -cp "$LIBS/*:$CLASSES" JobtrailCouchbaseMock \
-    127.0.0.1 "$HTTP_PORT" "$PORT" "$BUCKET" >>"$LOGFILE" 2>&1 &
+    127.0.0.1 "$HTTP_PORT" "$PORT" "$BUCKET" $STRICT_FLAG >>"$LOGFILE" 2>&1 &
   echo $! > "$PIDFILE"
   if ! wait_for "couchbase mock on $CONNSTR" 60 healthy; then
     tail -n 30 "$LOGFILE" >&2; stop_pidfile couchbase "$PIDFILE"; die "couchbase mock did not start"
