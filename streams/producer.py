@@ -185,7 +185,8 @@ class JobEventProducer:
         first = failures[0]
         if all(f.too_large for f in failures):
             raise MessageTooLargeError(
-                f"{len(failures)} records were over the broker's size limit for {first.topic}"
+                f"{len(failures)} records failed delivery to {first.topic}; first: {first.error}"
+                " (over the size limit)"
             )
         raise DeliveryError(
             f"{len(failures)} records failed delivery to {first.topic}; first: {first.error}",
