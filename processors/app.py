@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import json
 import logging
 import os
 import signal
@@ -90,6 +91,13 @@ class _PartitionView:
     arrivals: deque[_Arrival] = field(default_factory=deque)  # offset order, not yet acknowledged
     states: dict[str, KeyState] = field(default_factory=dict)
     released_ms: int | None = None
+
+
+def _raw(data: Any) -> bytes | None:
+    """A record's key or value as bytes (Faust hands raw bytes; anything else as JSON)."""
+    if data is None or isinstance(data, bytes):
+        return data
+    return json.dumps(data, default=str).encode()
 
 
 def internal_topic_names(kafka: KafkaSettings) -> dict[str, str]:
@@ -289,8 +297,8 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
             topic=message.topic,
             partition=message.partition,
             offset=message.offset,
-            key=message.key,
-            value=message.value,
+            key=_raw(message.key),
+            value=_raw(message.value),
         )
         output.send_dead_letter(dlq, letter)
         metrics.dead_letters.labels(reason).inc()
@@ -509,12 +517,17 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
                 for entry in requested:
                     remember(entry, partition)
                 continue
-            sighting = Sighting.from_json(value)
-            stored = fingerprints.get(sighting.fingerprint)
-            known = (
-                None if stored is None else FingerprintEntry.from_json(sighting.fingerprint, stored)
-            )
-            entry, request = observe(known, sighting, model)
+            try:
+                sighting = Sighting.from_json(value)
+                stored = fingerprints.get(sighting.fingerprint)
+                known = None if stored is None else FingerprintEntry.from_json(
+                    sighting.fingerprint, stored)  # fmt: skip
+                entry, request = observe(known, sighting, model)
+            except Exception as exc:  # a bug: dead-letter the record once, never crash-loop
+                log.exception("handler error on %s[%s]@%s", event.message.topic, partition,
+                              event.message.offset)  # fmt: skip
+                dead_letter(event.message, "handler_error", f"{type(exc).__name__}: {exc}")
+                continue
             metrics.dedup.labels("new" if request is not None else "seen").inc()
             if request is not None:
                 emit_request(entry, request)
@@ -634,9 +647,15 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
     async def join_outcomes(stream: faust.StreamT[Any]) -> None:
         async for event in in_order_events(stream):
             consumed(event.message)
-            count = count_from_json(event.value)
-            member = count.edge.member
-            parts, outcome = join(halves.get(member) or {}, count)
+            try:
+                count = count_from_json(event.value)
+                member = count.edge.member
+                parts, outcome = join(halves.get(member) or {}, count)
+            except Exception as exc:  # a bug: dead-letter the record once, never crash-loop
+                log.exception("handler error on %s[%s]@%s", event.message.topic,
+                              event.message.partition, event.message.offset)  # fmt: skip
+                dead_letter(event.message, "handler_error", f"{type(exc).__name__}: {exc}")
+                continue
             halves[member] = parts
             if outcome is None:
                 continue
