@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
-from projections.model import JobState, Position, ReadModel, retry_success_chance
+from projections.model import (
+    EVENT_ID_WINDOW,
+    Gap,
+    JobState,
+    Position,
+    ReadModel,
+    first_gap,
+    retry_success_chance,
+)
 from schemas.job_event import JobError, JobEvent, JobEventType
 from tests.factories import make_event
 
@@ -127,3 +135,40 @@ def test_latest_invocation_ties_are_broken_by_job_id() -> None:
     assert fold(a + b).names["send-email"].latest == fold(b + a).names["send-email"].latest
     latest = fold(a + b).names["send-email"].latest
     assert latest is not None and latest.job_id == "job-b"
+
+
+def test_a_resent_event_counts_once_and_only_moves_the_offset() -> None:
+    events = lifecycle("j8", (T.QUEUED, {}), (T.ACTIVE, {}), (T.FAILED, {"error": ERROR}))
+    model = ReadModel()
+    for offset, event in enumerate(events):
+        assert model.apply(event, Position("t", 0, offset))
+    before = repr(model.jobs), repr(model.names), repr(model.fingerprints)
+    assert not model.apply(events[2], Position("t", 0, 3))  # the same event_id, sent again
+    assert not model.apply(events[0], Position("t", 0, 4))
+    assert (repr(model.jobs), repr(model.names), repr(model.fingerprints)) == before
+    assert model.offsets == {"t:0": 4}
+    assert model.jobs["j8"].recent_event_ids == ["j8-0", "j8-1", "j8-2"]
+
+
+def test_the_event_id_window_holds_a_jobs_last_128_events() -> None:
+    steps: list[tuple[JobEventType, dict[str, object]]] = [(T.QUEUED, {})]
+    steps += [(T.PROGRESS, {"progress": float(i)}) for i in range(130)]
+    events = lifecycle("j9", *steps)
+    model = fold(events)
+    recent = model.jobs["j9"].recent_event_ids
+    assert len(recent) == EVENT_ID_WINDOW and recent[-1] == "j9-130" and recent[0] == "j9-3"
+    # a copy of an event still in the window is a duplicate; one that left it counts again
+    assert not model.apply(events[3], Position("t", 0, 1000))
+    assert model.apply(events[2], Position("t", 0, 1001))
+
+
+def test_a_batch_must_follow_the_recorded_offset() -> None:
+    p = [Position("t", 0, offset) for offset in range(10)]
+    q = Position("t", 1, 5)
+    assert first_gap({"t:0": 3}, p[4:]) is None  # follows
+    assert first_gap({"t:0": 3}, p[2:]) is None  # a redelivery: no-ops until new records
+    assert first_gap({}, p) is None
+    assert first_gap({"t:0": 3}, p[6:]) == Gap("t:0", 3, 6)  # records 4 and 5 are missing
+    assert first_gap({"t:0": 3}, [*p[4:], q]) == Gap("t:1", -1, 5)
+    assert first_gap({"t:0": 3}, [*p[4:], q], {"t:1": 5}) is None  # the log starts at 5
+    assert first_gap({"t:0": 3}, [*p[4:], q], {"t:1": 4}) == Gap("t:1", -1, 5)
