@@ -1,73 +1,117 @@
 """The Couchbase read model, through the Couchbase Python SDK.
 
 Document keys, under the namespace `<prefix><generation>::` (default prefix `jobtrail::`):
-  job::<job id>          the job: immutable fields, state, timings, full event history, counters
-  fp::<sha256>           an error fingerprint: template, count, first/last seen, vectors
-  index::jobs::<source>  job ids created from one source partition (listing without N1QL)
-  index::fps             fingerprints created
-  offsets                per source partition, the highest offset applied (where to resume)
-`<prefix>current` names the generation readers use.
+  job::<job id>                 the job: immutable fields, state, timings, the latest history
+                                entries (older ones counted; the log holds them), counters
+  fp::<sha256>                  an error fingerprint: template, count, first/last seen, vectors
+  index::jobs::<source>::<page> ids of the jobs created at offsets [page * 8192, (page+1) * 8192)
+                                of one source partition (listing without N1QL, bounded pages)
+  index::fps::<xx>              fingerprints created, by the first two hex digits of their hash
+  offsets                       per source partition, the highest offset applied (where to resume)
+  dead-letters                  events a document refused for good (bounded, see below)
+`<prefix>current` names the generation readers use. A key longer than Server's 250 bytes is
+hashed (couchbase_limits.document_key), by writers and readers alike.
 
-A batch is applied job by job, concurrently across jobs (each job's events in order), then
-fingerprint by fingerprint. Every document write is guarded (see couchbase_docs), so a batch
-that failed half-way is simply applied again.
+A batch applies only where it follows the `offsets` document (else StoreBehindError, nothing
+applied). Its jobs are planned from their documents (offset and event_id guards, couchbase_docs),
+then the fingerprints of the events that took effect are written, then the jobs, then the
+offsets. Every document write is guarded, so a batch that failed half-way is simply applied
+again: a replay plans the same jobs from the same documents until their guard moves.
+
+Errors: timeouts, cancellations, temporary failures, a locked document or an unavailable service
+raise StoreUnavailableError (the projector backs off and retries). An event that makes its
+document refuse for good (too large, not strict JSON, too deep, an invalid argument) is
+dead-lettered: recorded in the generation's `dead-letters` document (at most DEAD_LETTER_LIMIT
+entries: source, offset, job id, event id, reason; `dropped` counts the rest), counted in
+`jobtrail_projection_dead_letters_total{store,reason}`, and the batch goes on without it.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any, TypeVar
+from functools import cache
+from typing import Any
 
 from couchbase import subdocument as sd
 from couchbase.auth import PasswordAuthenticator
 from couchbase.cluster import Cluster
 from couchbase.collection import Collection
 from couchbase.exceptions import (
-    AmbiguousTimeoutException,
     CasMismatchException,
     CouchbaseException,
     DocumentExistsException,
     DocumentNotFoundException,
-    RequestCanceledException,
-    TimeoutException,
-    UnAmbiguousTimeoutException,
+    PathExistsException,
 )
 from couchbase.options import ClusterOptions, ClusterTimeoutOptions, MutateInOptions
+from prometheus_client import REGISTRY, Counter
 
 from projections.couchbase_docs import (
     FingerprintPlan,
+    JobPlan,
     Mutation,
     error_fingerprint,
     fingerprint_view,
+    path_key,
+    plan_calls,
     plan_job,
     view_from_document,
 )
-from projections.model import Position, ReadModel
+from projections.couchbase_errors import (
+    DEAD_LETTER_LIMIT,
+    DocumentRefusedError,
+    add_dead_letters,
+    check_document,
+    check_mutations,
+    guarded,
+    refusal_reason,
+)
+from projections.couchbase_limits import SPEC_LIMIT, document_key
+from projections.model import Position, ReadModel, first_gap
 from projections.ports import (
     BatchResult,
     Item,
     PendingBatch,
     StaleGenerationError,
+    StoreBehindError,
     StoreUnavailableError,
 )
 from projections.settings import CouchbaseSettings
 from schemas.job_event import JobEvent, millis
 
-T = TypeVar("T")
-_UNAVAILABLE = (
-    AmbiguousTimeoutException,
-    UnAmbiguousTimeoutException,
-    TimeoutException,
-    RequestCanceledException,
-)
+Run = list[tuple[Position, JobEvent]]
+
+# Offsets per job-index page: a page lists at most this many ids (of at most ~1 KB each).
+INDEX_PAGE_OFFSETS = 8192
+_FP_SHARDS = [f"{i:02x}" for i in range(256)]
+
+__all__ = ["DEAD_LETTER_LIMIT", "CouchbaseStore", "dead_letter_counter"]
+
+
+@cache
+def dead_letter_counter() -> Counter:
+    """Created on first use (no import-time side effects), once per process."""
+    return Counter(
+        "jobtrail_projection_dead_letters",
+        "Events a store refused for good (dead-lettered in the store, the batch goes on)",
+        ["store", "reason"],
+        registry=REGISTRY,
+    )
+
+
+class ChangedUnderUsError(StoreUnavailableError):
+    """A document changed between its read and its write: the projection is single-writer, so
+    another writer (a restore, a second projector) is at work; retry the whole batch."""
 
 
 class CouchbaseStore:
     name = "couchbase"
+    # Sub-document specs per mutate_in call (Server's limit; tests lower it to force splits).
+    spec_limit = SPEC_LIMIT
 
     def __init__(self, settings: CouchbaseSettings | None = None) -> None:
         self.settings = settings or CouchbaseSettings()
@@ -103,6 +147,10 @@ class CouchbaseStore:
     def namespace(self, generation: int) -> str:
         return f"{self.settings.prefix}{generation}::"
 
+    def key(self, generation: int, name: str) -> str:
+        """The key of document `name` of `generation` (hashed when too long for Server)."""
+        return document_key(self.namespace(generation), name)
+
     @property
     def pointer_key(self) -> str:
         return f"{self.settings.prefix}current"
@@ -118,7 +166,7 @@ class CouchbaseStore:
                     self.collection.insert(self.pointer_key, {"generation": 1})
                 return int(self.collection.get(self.pointer_key).content_as[dict]["generation"])
 
-        return _guarded(read)
+        return guarded(read)
 
     def new_generation(self) -> int:
         def bump() -> int:
@@ -139,44 +187,57 @@ class CouchbaseStore:
                 except CasMismatchException:
                     continue
 
-        return _guarded(bump)
+        return guarded(bump)
 
     def switch_to(self, generation: int) -> None:
-        _guarded(lambda: self.collection.upsert(self.pointer_key, {"generation": generation}))
+        guarded(lambda: self.collection.upsert(self.pointer_key, {"generation": generation}))
 
     def drop(self, generation: int) -> None:
-        ns = self.namespace(generation)
-
         def remove(key: str) -> None:
             with contextlib.suppress(DocumentNotFoundException):
                 self.collection.remove(key)
 
-        keys = [ns + "job::" + job for job in self._index(ns, "jobs")]
-        keys += [ns + "fp::" + fp for fp in self._index(ns, "fps")]
-        keys += [ns + "offsets", ns + "index::fps"]
-        keys += [ns + "index::jobs::" + source for source in self.applied_offsets(generation)]
-        _guarded(lambda: list(self._pool.map(remove, keys)))
+        def keys() -> list[str]:
+            jobs, fps = self._index_keys(generation, "jobs"), self._index_keys(generation, "fps")
+            found = [self.key(generation, "job::" + job) for job in self._ids(jobs)]
+            found += [self.key(generation, "fp::" + fp) for fp in self._ids(fps)]
+            # The offsets document last: the job index pages are found through it.
+            return found + jobs + fps
+
+        def remove_all() -> None:
+            list(self._pool.map(remove, keys()))
+            # The offsets document last: the job index pages are found through it.
+            for name in ("dead-letters", "offsets"):
+                remove(self.key(generation, name))
+
+        guarded(remove_all)
 
     def applied_offsets(self, generation: int) -> dict[str, int]:
         def read() -> dict[str, int]:
             try:
-                doc = self.collection.get(self.namespace(generation) + "offsets")
+                doc = self.collection.get(self.key(generation, "offsets"))
             except DocumentNotFoundException:
                 return {}
             return {k: int(v) for k, v in doc.content_as[dict].items()}
 
-        return _guarded(read)
+        return guarded(read)
 
     # -- writing ---------------------------------------------------------------------------------
 
     def apply_batch(
-        self, items: Sequence[Item], generation: int, *, check_current: bool = True
+        self,
+        items: Sequence[Item],
+        generation: int,
+        *,
+        check_current: bool = True,
+        log_starts: Mapping[str, int] | None = None,
     ) -> BatchResult:
         if check_current and self.current_generation() != generation:
             raise StaleGenerationError(f"couchbase generation {generation} is no longer current")
-        ns = self.namespace(generation)
-        by_job: dict[str, list[tuple[Position, JobEvent]]] = defaultdict(list)
-        fingerprints: dict[str, FingerprintPlan] = {}
+        gap = first_gap(self.applied_offsets(generation), (p for p, _ in items), log_starts)
+        if gap is not None:
+            raise StoreBehindError(self.name, gap)
+        by_job: dict[str, Run] = defaultdict(list)
         offsets: dict[str, int] = {}
         skipped = 0
         for position, event in items:
@@ -185,87 +246,113 @@ class CouchbaseStore:
                 skipped += 1
                 continue
             by_job[event.job_id].append((position, event))
-            print_ = error_fingerprint(event)
-            if print_ is not None:
-                plan = fingerprints.setdefault(
-                    print_.sha256,
-                    FingerprintPlan(print_.template, event.error.type),  # type: ignore[union-attr]
-                )
-                plan.add(position, millis(event.occurred_at))
-        results = _guarded(
-            lambda: list(self._pool.map(lambda run: self._apply_job(ns, run), by_job.values()))
-        )
-        _guarded(lambda: list(self._pool.map(lambda kv: self._apply_fingerprint(ns, *kv),
-                                             fingerprints.items())))  # fmt: skip
-        _guarded(lambda: self._advance_offsets(ns, offsets))
-        applied = sum(a for a, _ in results)
-        return BatchResult(applied + skipped, sum(d for _, d in results))
+        jobs = guarded(lambda: list(self._pool.map(
+            lambda run: self._plan_job(generation, run), by_job.values())))  # fmt: skip
+        fingerprints = _fingerprint_plans(job.plan.effective for job in jobs)
+        guarded(lambda: list(self._pool.map(lambda kv: self._apply_fingerprint(generation, *kv),
+                                            fingerprints.items())))  # fmt: skip
+        guarded(lambda: list(self._pool.map(lambda job: self._write_job(generation, job), jobs)))
+        guarded(lambda: self._advance_offsets(generation, offsets))
+        refused = [job for job in jobs if job.refused]
+        if refused:
+            guarded(lambda: self._dead_letter(generation, refused))
+        applied = sum(job.plan.applied for job in jobs)
+        return BatchResult(applied + skipped, sum(job.plan.duplicates for job in jobs))
 
     def submit_batch(
-        self, items: Sequence[Item], generation: int, *, check_current: bool = True
+        self,
+        items: Sequence[Item],
+        generation: int,
+        *,
+        check_current: bool = True,
+        log_starts: Mapping[str, int] | None = None,
     ) -> PendingBatch:
         # The SDK waits on the network without the GIL: a thread applies while the caller goes on.
         return self._submitter.submit(
-            self.apply_batch, items, generation, check_current=check_current
+            self.apply_batch, items, generation, check_current=check_current, log_starts=log_starts
         )
 
-    def _apply_job(self, ns: str, run: list[tuple[Position, JobEvent]]) -> tuple[int, int]:
-        key = ns + "job::" + run[0][1].job_id
+    def _read(self, key: str) -> tuple[dict[str, Any] | None, int]:
+        try:
+            found = self.collection.get(key)
+        except DocumentNotFoundException:
+            return None, 0
+        return found.content_as[dict], found.cas
+
+    def _plan_job(self, generation: int, run: Run) -> _JobWork:
+        """Reads the job's document and plans the run over it (finishing a half-applied update
+        first), setting aside the events its document refuses for good."""
+        key = self.key(generation, "job::" + run[0][1].job_id)
         while True:
-            try:
-                found = self.collection.get(key)
-                existing, cas = found.content_as[dict], found.cas
-            except DocumentNotFoundException:
-                existing, cas = None, 0
-            plan = plan_job(existing, run)
-            try:
-                if plan.create is not None:
-                    # The index entry first: after a crash it may name a job not yet written
-                    # (the replay writes it), never miss one that was.
-                    source = run[0][0].source
+            existing, cas = self._read(key)
+            plan = plan_job(existing, run, spec_limit=self.spec_limit)
+            if plan.finishes_pending:
+                self._mutate_calls(key, plan_calls(plan, self.spec_limit), cas)
+                continue
+            work = _JobWork(key, run, existing, cas, plan)
+            problem = _problem(existing, plan)
+            return work if problem is None else work.without_refused(self.spec_limit)
+
+    def _write_job(self, generation: int, job: _JobWork) -> None:
+        plan = job.plan
+        try:
+            if plan.create is not None:
+                # The index entry first: after a crash it may name a job not yet written
+                # (the replay writes it), never miss one that was.
+                first = job.run[0][0]
+                page = f"index::jobs::{first.source}::{first.offset // INDEX_PAGE_OFFSETS}"
+                with contextlib.suppress(PathExistsException):
                     self.collection.mutate_in(
-                        ns + "index::jobs::" + source,
-                        [sd.array_append("ids", plan.create["job_id"], create_parents=True)],
+                        self.key(generation, page),
+                        [sd.array_addunique("ids", plan.create["job_id"], create_parents=True)],
                         MutateInOptions(store_semantics=sd.StoreSemantics.UPSERT),
                     )
-                    self.collection.insert(key, plan.create)
-                elif plan.mutations:
-                    self.collection.mutate_in(key, _specs(plan.mutations), MutateInOptions(cas=cas))
-                return plan.applied, plan.duplicates
-            except (CasMismatchException, DocumentExistsException):
-                continue  # changed under us (only by a concurrent writer): plan again
+                self.collection.insert(job.key, plan.create)
+            elif plan.mutations:
+                self._mutate_calls(job.key, plan_calls(plan, self.spec_limit), job.cas)
+        except (CasMismatchException, DocumentExistsException) as exc:
+            raise ChangedUnderUsError(f"couchbase: {job.key} changed under the batch") from exc
+        except CouchbaseException as exc:
+            reason = refusal_reason(exc)
+            if reason is None:
+                raise
+            job.refused.extend((p, e, reason) for p, e in plan.effective)
 
-    def _apply_fingerprint(self, ns: str, fp: str, plan: FingerprintPlan) -> None:
-        key = ns + "fp::" + fp
+    def _mutate_calls(self, key: str, calls: list[list[Mutation]], cas: int) -> None:
+        """Applies a plan's calls in order, each under the CAS the previous one returned."""
+        for specs in calls:
+            cas = self.collection.mutate_in(key, _specs(specs), MutateInOptions(cas=cas)).cas
+
+    def _apply_fingerprint(self, generation: int, fp: str, plan: FingerprintPlan) -> None:
+        key = self.key(generation, "fp::" + fp)
         while True:
             try:
                 found = self.collection.get(key)
             except DocumentNotFoundException:
-                self.collection.mutate_in(
-                    ns + "index::fps",
-                    [sd.array_append("ids", fp, create_parents=True)],
-                    MutateInOptions(store_semantics=sd.StoreSemantics.UPSERT),
-                )
+                with contextlib.suppress(PathExistsException):
+                    self.collection.mutate_in(
+                        self.key(generation, "index::fps::" + fp[:2]),
+                        [sd.array_addunique("ids", fp, create_parents=True)],
+                        MutateInOptions(store_semantics=sd.StoreSemantics.UPSERT),
+                    )
                 with contextlib.suppress(DocumentExistsException):
-                    self.collection.insert(key, plan.new_document())
+                    self.collection.insert(key, check_document(plan.new_document()))
                 continue
             mutations, _ = plan.mutations(found.content_as[dict])
             if not mutations:
                 return
             try:
+                check_mutations(found.content_as[dict], mutations)
                 self.collection.mutate_in(key, _specs(mutations), MutateInOptions(cas=found.cas))
                 return
             except CasMismatchException:
                 continue  # another projector (another partition) updated it: plan again
 
-    def _advance_offsets(self, ns: str, offsets: dict[str, int]) -> None:
-        key = ns + "offsets"
+    def _advance_offsets(self, generation: int, offsets: dict[str, int]) -> None:
+        key = self.key(generation, "offsets")
         while True:
-            try:
-                found = self.collection.get(key)
-                current, cas = found.content_as[dict], found.cas
-            except DocumentNotFoundException:
-                current, cas = {}, 0
+            current, cas = self._read(key)
+            current = current or {}
             merged = {**current, **{s: max(o, int(current.get(s, -1))) for s, o in offsets.items()}}
             try:
                 if cas:
@@ -276,50 +363,137 @@ class CouchbaseStore:
             except (CasMismatchException, DocumentExistsException):
                 continue
 
+    def _dead_letter(self, generation: int, jobs: list[_JobWork]) -> None:
+        key = self.key(generation, "dead-letters")
+        letters = {
+            f"{path_key(p.source)}@{p.offset}": {
+                "source": p.source,
+                "offset": p.offset,
+                "job_id": e.job_id,
+                "event_id": e.event_id,
+                "reason": reason,
+            }
+            for job in jobs
+            for p, e, reason in job.refused
+        }
+        while True:
+            current, cas = self._read(key)
+            merged, added = add_dead_letters(current, letters)
+            if not added:
+                return
+            try:
+                if cas:
+                    self.collection.replace(key, merged, cas=cas)
+                else:
+                    self.collection.insert(key, merged)
+                break
+            except (CasMismatchException, DocumentExistsException):
+                continue
+        counter = dead_letter_counter()
+        for letter in added:
+            counter.labels(self.name, letter["reason"]).inc()
+
     # -- reading ---------------------------------------------------------------------------------
 
-    def _index(self, ns: str, kind: str) -> list[str]:
-        keys = [ns + "index::fps"] if kind == "fps" else [
-            ns + "index::jobs::" + source for source in self._sources(ns)
-        ]  # fmt: skip
-        ids: set[str] = set()
-        for key in keys:
-            with contextlib.suppress(DocumentNotFoundException):
-                ids.update(self.collection.get(key).content_as[dict]["ids"])
-        return sorted(ids)
+    def dead_letters(self, generation: int) -> dict[str, Any]:
+        """The generation's dead-letters document: {"letters": {...}, "dropped": n}."""
+        found, _ = guarded(lambda: self._read(self.key(generation, "dead-letters")))
+        return found or {"letters": {}, "dropped": 0}
 
-    def _sources(self, ns: str) -> list[str]:
-        try:
-            return list(self.collection.get(ns + "offsets").content_as[dict])
-        except DocumentNotFoundException:
-            return []
+    def _index_keys(self, generation: int, kind: str) -> list[str]:
+        if kind == "fps":
+            return [self.key(generation, "index::fps::" + shard) for shard in _FP_SHARDS]
+        return [
+            self.key(generation, f"index::jobs::{source}::{page}")
+            for source, last in self.applied_offsets(generation).items()
+            for page in range(last // INDEX_PAGE_OFFSETS + 1)
+        ]
+
+    def _ids(self, keys: list[str]) -> list[str]:
+        def read(key: str) -> list[str]:
+            found, _ = self._read(key)
+            return [] if found is None else list(found["ids"])
+
+        return sorted({i for ids in self._pool.map(read, keys) for i in ids})
 
     def job_document(self, job_id: str, generation: int) -> dict[str, Any] | None:
-        try:
-            doc: dict[str, Any] = self.collection.get(
-                f"{self.namespace(generation)}job::{job_id}"
-            ).content_as[dict]
-        except DocumentNotFoundException:
-            return None
-        return doc
+        found, _ = guarded(lambda: self._read(self.key(generation, "job::" + job_id)))
+        return found
 
     def snapshot(self, generation: int) -> ReadModel:
         """Jobs, fingerprints and offsets (Couchbase keeps no per-name aggregates)."""
-        ns = self.namespace(generation)
         model = ReadModel(offsets=self.applied_offsets(generation))
 
         def job(job_id: str) -> dict[str, Any] | None:
             return self.job_document(job_id, generation)
 
-        for doc in self._pool.map(job, self._index(ns, "jobs")):
+        for doc in self._pool.map(job, self._ids(self._index_keys(generation, "jobs"))):
             if doc is not None:
                 view = view_from_document(doc)
                 model.jobs[view.job_id] = view
-        for fp in self._index(ns, "fps"):
-            doc = self.collection.get(ns + "fp::" + fp).content_as[dict]
-            if doc["count"]:
+        for fp in self._ids(self._index_keys(generation, "fps")):
+            doc, _ = self._read(self.key(generation, "fp::" + fp))
+            if doc is not None and doc["count"]:
                 model.fingerprints[fp] = fingerprint_view(doc)
         return model
+
+
+class _JobWork:
+    """One job's part of a batch: its document as read, the plan over it, and the events its
+    document refused for good (dead-lettered after the batch)."""
+
+    def __init__(
+        self, key: str, run: Run, existing: dict[str, Any] | None, cas: int, plan: JobPlan
+    ) -> None:
+        self.key, self.run, self.existing, self.cas, self.plan = key, run, existing, cas, plan
+        self.refused: list[tuple[Position, JobEvent, str]] = []
+
+    def without_refused(self, spec_limit: int) -> _JobWork:
+        """Plans the run again event by event, leaving out each event whose update its document
+        would refuse (the offset guard still moves past it, so the batch goes on)."""
+        kept: Run = []
+        for position, event in self.run:
+            plan = plan_job(self.existing, [*kept, (position, event)], spec_limit=spec_limit)
+            problem = _problem(self.existing, plan)
+            if problem is None:
+                kept.append((position, event))
+            else:
+                self.refused.append((position, event, problem))
+        self.plan = plan_job(self.existing, kept, spec_limit=spec_limit) if kept else JobPlan(
+            None, (), 0, 0)  # fmt: skip
+        return self
+
+
+def _problem(existing: dict[str, Any] | None, plan: JobPlan) -> str | None:
+    """Why the document would refuse `plan` for good (client-side, before any write)."""
+    try:
+        if plan.create is not None:
+            check_document(plan.create)
+        elif existing is not None and plan.mutations:
+            check_mutations(existing, plan.mutations)
+    except DocumentRefusedError as exc:
+        return exc.reason
+    return None
+
+
+def _fingerprint_plans(
+    runs: Iterable[Sequence[tuple[Position, JobEvent]]],
+) -> dict[str, FingerprintPlan]:
+    plans: dict[str, FingerprintPlan] = {}
+    for effective in runs:
+        for position, event in effective:
+            print_ = error_fingerprint(event)
+            if print_ is None:
+                continue
+            plan = plans.setdefault(
+                print_.sha256,
+                FingerprintPlan(print_.template, event.error.type),  # type: ignore[union-attr]
+            )
+            plan.add(position, millis(event.occurred_at))
+    for plan in plans.values():
+        for seen in plan.occurrences.values():
+            seen.sort()  # the fingerprint's guard needs each partition's offsets in order
+    return plans
 
 
 def _specs(mutations: Sequence[Mutation]) -> list[Any]:
@@ -329,14 +503,8 @@ def _specs(mutations: Sequence[Mutation]) -> list[Any]:
             specs.append(sd.array_append(m.path, *m.value, create_parents=True))
         elif m.op == "increment":
             specs.append(sd.increment(m.path, m.value, create_parents=True))
+        elif m.op == "remove":
+            specs.append(sd.remove(m.path))
         else:
             specs.append(sd.upsert(m.path, m.value, create_parents=True))
     return specs
-
-
-def _guarded(call: Callable[[], T]) -> T:
-    """Runs `call`, turning the SDK's timeouts and cancellations into StoreUnavailableError."""
-    try:
-        return call()
-    except _UNAVAILABLE as exc:
-        raise StoreUnavailableError(f"couchbase: {type(exc).__name__}: {exc}") from exc

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projections.couchbase_docs import IMMUTABLE_PATHS, Mutation, plan_job, view_from_document
+from projections.couchbase_docs import (
+    IMMUTABLE_PATHS,
+    plan_job,
+    view_from_document,
+)
+from projections.couchbase_docs import apply_mutations as apply
 from projections.model import Position, ReadModel
 from schemas.job_event import JobEvent
 from tests.factories import events as any_event
-
-
-def apply(document: dict[str, Any], mutations: tuple[Mutation, ...]) -> dict[str, Any]:
-    """Sub-document semantics, on a dict: what the server would do."""
-    result = copy.deepcopy(document)
-    for m in mutations:
-        *parents, leaf = m.path.split(".")
-        node = result
-        for part in parents:
-            node = node.setdefault(part, {})
-        if m.op == "append":
-            node.setdefault(leaf, []).extend(m.value)
-        elif m.op == "increment":
-            node[leaf] = node.get(leaf, 0) + m.value
-        else:
-            node[leaf] = m.value
-    return result
-
 
 one_job = st.lists(any_event, min_size=1, max_size=12).map(
     lambda events: [
@@ -65,10 +49,10 @@ def test_the_document_agrees_with_the_reference_fold(events: list[JobEvent]) -> 
     for start in range(1, len(items), 2):
         document = apply(document, plan_job(document, items[start : start + 2]).mutations)
     model = ReadModel()
-    for position, event in items:
-        model.apply(event, position)
+    taken = sum(model.apply(event, position) for position, event in items)
     assert view_from_document(document) == model.jobs["job-1"]
-    assert len(document["history"]) == len(events) == document["counters"]["events"]
+    # Re-sent event_ids (hypothesis draws equal ones) take no effect and leave no history.
+    assert len(document["history"]) == taken == document["counters"]["events"]
 
 
 @given(one_job)
