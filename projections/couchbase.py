@@ -293,7 +293,7 @@ class CouchbaseStore:
             problem = _problem(existing, plan)
             return work if problem is None else work.without_refused(self.spec_limit)
 
-    def _write_job(self, generation: int, job: _JobWork) -> None:
+    def _write_job(self, generation: int, job: _JobWork, *, singly: bool = False) -> None:
         plan = job.plan
         try:
             if plan.create is not None:
@@ -316,7 +316,15 @@ class CouchbaseStore:
             reason = refusal_reason(exc)
             if reason is None:
                 raise
-            job.refused.extend((p, e, reason) for p, e in plan.effective)
+            if singly or len(job.run) == 1:
+                job.refused.extend((p, e, reason) for p, e in plan.effective)
+                return
+            # Server refused what the store's own check let through: find the events it
+            # refuses one at a time, so the job's other events still apply.
+            for event in job.run:
+                single = self._plan_job(generation, [event])
+                self._write_job(generation, single, singly=True)
+                job.refused.extend(single.refused)
 
     def _mutate_calls(self, key: str, calls: list[list[Mutation]], cas: int) -> None:
         """Applies a plan's calls in order, each under the CAS the previous one returned."""
