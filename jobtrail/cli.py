@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -17,6 +17,9 @@ from rich.table import Table
 
 from jobtrail import __version__
 from jobtrail.errors import JobtrailError
+
+if TYPE_CHECKING:
+    from projections.ports import ProjectionStore
 
 app = typer.Typer(
     help="jobtrail: event-sourced job lifecycles on Apache Kafka.",
@@ -327,25 +330,84 @@ def project(
 
 
 @app.command()
-def rebuild(store: Annotated[str, typer.Argument(help="redis or couchbase")]) -> None:
-    """Replay job-events into a fresh generation, then switch readers to it atomically."""
+def rebuild(
+    store: Annotated[str, typer.Argument(help="redis or couchbase")],
+    status: Annotated[
+        bool,
+        typer.Option("--status", help="Say what exists (generations, rebuilds); change nothing."),
+    ] = False,
+    fresh: Annotated[
+        bool, typer.Option(help="Drop an orphaned rebuild's generation instead of resuming it.")
+    ] = False,
+    batch_size: Annotated[int, typer.Option(help="Records per store batch.")] = 5000,
+) -> None:
+    """Replay job-events into a fresh generation, then switch readers to it atomically.
+
+    A rebuild killed mid-way leaves a marker in the store: the next one resumes it from the
+    offsets the store recorded (or drops it, with --fresh); store outages are waited out.
+    """
     from projections.rebuild import rebuild as run_rebuild
     from projections.stores import StoreKind, open_store
 
+    opened = open_store(StoreKind(store))
+    if status:
+        _print_rebuild_status(opened)
+        return
     with Progress(
         TextColumn("rebuild"), BarColumn(), MofNCompleteColumn(), TextColumn("records"),
         TimeRemainingColumn(), console=console,
     ) as progress:  # fmt: skip
         task = progress.add_task("rebuild", total=None)
         report = run_rebuild(
-            open_store(StoreKind(store)),
+            opened,
+            batch_size=batch_size,
+            resume=not fresh,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
     rate = report.records / max(report.replay_seconds, 1e-9)
+    resumed = " (resumed an orphaned rebuild)" if report.resumed else ""
+    dropped = f"; dropped orphaned generations {list(report.dropped_orphans)}" * bool(
+        report.dropped_orphans
+    )
+    restarts = f"; {report.restarts} restarts after store errors" * bool(report.restarts)
     console.print(
-        f"rebuilt generation {report.new_generation} from {report.records} records in"
+        f"rebuilt generation {report.new_generation}{resumed} from {report.records} records in"
         f" {report.replay_seconds:.1f} s ({rate:,.0f}/s);"
         f" readers switched from generation {report.old_generation}, which was dropped"
+        f"{dropped}{restarts}"
+    )
+
+
+def _print_rebuild_status(store: ProjectionStore) -> None:
+    from projections.rebuild_status import rebuild_status
+    from streams.settings import KafkaSettings
+
+    report = rebuild_status(store, KafkaSettings())
+    out = Console()
+    out.print(f"store {report.store}: readers use generation {report.current}")
+    table = Table("generation", "role", "partitions", "applied records", "behind the log end")
+    for generation in report.generations:
+        applied = sum(offset + 1 for offset in generation.applied.values())
+        table.add_row(str(generation.generation), generation.role,
+                      str(len(generation.applied)), str(applied),
+                      str(generation.behind))  # fmt: skip
+    out.print(table)
+    out.print(
+        f"log end: {sum(report.log_end.values())} records in {len(report.log_end)} partitions"
+    )
+    marker = report.marker
+    if marker is None:
+        out.print("rebuild: none recorded")
+        return
+    started = datetime.fromtimestamp(marker.started_at, UTC).isoformat(timespec="seconds")
+    hint = {
+        "running": "in progress",
+        "orphaned": "orphaned: its owner is gone; `jobtrail rebuild` resumes it (--fresh drops it)",
+        "switched": f"switched readers, then stopped before dropping generation"
+        f" {marker.old_generation}; `jobtrail rebuild` drops it",
+    }[report.rebuild_state or "running"]
+    out.print(
+        f"rebuild: generation {marker.generation} by {marker.owner}, started {started}: {hint}"
     )
 
 
