@@ -7,11 +7,12 @@ runs is repositioned from, never skipped over."""
 from __future__ import annotations
 
 import math
+import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 from couchbase import subdocument as sd
@@ -36,8 +37,11 @@ from projections.ports import BatchResult, Item, StoreBehindError, StoreUnavaila
 from projections.settings import CouchbaseSettings
 from schemas.job_event import JobEvent, JobEventType
 from streams.demo.workload import Workload, WorkloadConfig
+from streams.settings import KafkaSettings
 from tests.factories import positioned
 from tests.integration.own_couchbase import OwnCouchbase, own_couchbase, strict_mock_classes
+from tests.integration.test_projection_pipeline import produce, reference_fold
+from tests.integration.test_redis_store_safety import projecting, wait_until
 from tests.integration.test_store_contract import reference, with_resent_copies
 
 __all__ = ["own_couchbase", "strict_mock_classes"]  # the fixtures, imported to be found
@@ -219,3 +223,63 @@ def test_an_outage_is_retryable_and_an_emptied_store_is_behind(
         fresh.apply_batch(items[300:600], fresh.current_generation())
     apply_all(fresh, items)
     assert fresh.snapshot(fresh.current_generation()) == without_names(reference(items))
+
+
+class LockedStore(CouchbaseStore):
+    """Batches and a restore exclude each other: Couchbase has no atomic multi-document
+    restore, so the test restores between two batches, as a failover to an older copy does."""
+
+    def __init__(self, settings: CouchbaseSettings | None = None) -> None:
+        super().__init__(settings)
+        self.lock = threading.Lock()
+
+    def apply_batch(self, *args: Any, **kwargs: Any) -> BatchResult:
+        with self.lock:
+            return super().apply_batch(*args, **kwargs)
+
+
+def documents(store: CouchbaseStore) -> dict[str, dict[str, Any]]:
+    """Every document of the current generation, by key (a backup)."""
+    generation = store.current_generation()
+    keys = store._index_keys(generation, "jobs") + store._index_keys(generation, "fps")
+    keys += [
+        store.key(generation, "job::" + j)
+        for j in store._ids(store._index_keys(generation, "jobs"))
+    ]
+    keys += [
+        store.key(generation, "fp::" + f) for f in store._ids(store._index_keys(generation, "fps"))
+    ]
+    keys += [store.key(generation, name) for name in ("offsets", "dead-letters")]
+    found = {key: store._read(key)[0] for key in keys}
+    return {key: doc for key, doc in found.items() if doc is not None}
+
+
+def restore(store: LockedStore, backup: dict[str, dict[str, Any]]) -> None:
+    with store.lock:
+        for key in documents(store).keys() - backup.keys():
+            store.collection.remove(key)
+        for key, doc in backup.items():
+            store.collection.upsert(key, doc)
+
+
+def applied(store: CouchbaseStore) -> int:
+    return sum(o + 1 for o in store.applied_offsets(store.current_generation()).values())
+
+
+def test_a_restore_from_an_older_backup_while_the_projector_runs_reapplies_what_was_lost(
+    kafka: KafkaSettings, own_couchbase: OwnCouchbase
+) -> None:
+    store = open_store(own_couchbase, LockedStore)
+    assert isinstance(store, LockedStore)
+    with projecting(store, kafka) as projector:  # type: ignore[arg-type]  # any store
+        produce(kafka, 4_000, seed=41)
+        wait_until(lambda: applied(store) == 4_000, 120, "the first 4,000 events")
+        backup = documents(store)
+        produce(kafka, 4_000, seed=42)
+        wait_until(lambda: applied(store) == 8_000, 120, "the next 4,000 events")
+        restore(store, backup)
+        assert applied(store) == 4_000  # the second 4,000 are gone from the store
+        produce(kafka, 2_000, seed=43)
+        wait_until(lambda: applied(store) == 10_000, 180, "all 10,000 events")
+        assert projector.stats.behind >= 1  # it noticed, and repositioned from the store
+    assert store.snapshot(store.current_generation()) == without_names(reference_fold(kafka))
