@@ -36,7 +36,7 @@ class OwnCouchbase:
         line = b""
         while b"mock ready" not in line:
             line = self._process.stdout.readline()
-            if not line and self._process.poll() is not None or time.monotonic() > deadline:
+            if (not line and self._process.poll() is not None) or time.monotonic() > deadline:
                 raise RuntimeError(f"strict couchbase mock did not start: {line!r}")
         assert b"strict=true" in line, line
 
