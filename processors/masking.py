@@ -8,6 +8,7 @@ was there.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 # A month name, maybe after a weekday name, before a number: the three letters first, then a
 # look back at them, so that the regex engine can skip to capital letters.
@@ -23,16 +24,24 @@ _END = rf"(?=\.?(?:[{_STOP}:]|$))"
 
 
 def _quoted(opening: str, closing: str) -> str:
-    """Text in quotes, up to 5 words: a quoted word must not be an apostrophe in a word."""
-    inside = rf"[^{closing}\n\s]"
-    return rf"(?<![\w{opening}]){opening}{inside}*(?:\s{inside}*){{0,4}}[{closing}](?!\w)"
+    """Text in quotes, up to 5 words: a quoted word must not be an apostrophe in a word.
+
+    Quoted text stops at the next opening quote too: with distinct opening and closing marks,
+    every unclosed opening quote would otherwise scan to the end of the message (quadratic)."""
+    inside = rf"[^{opening}{closing}\n\s]"
+    return rf"(?<![\w{opening}]){opening}{inside}*+(?:\s{inside}*+){{0,4}}[{closing}](?!\w)"
 
 
 # (pattern, placeholder, a substring the pattern cannot match without, needs a digit): the
 # cheap `in` checks skip most regex passes on most messages.
 _RULE_SPECS: tuple[tuple[str, str, str, bool], ...] = (
-    (r"[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+", "<url>", "://", False),
-    (r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", "<email>", "@", False),
+    (
+        r"(?<![a-zA-Z0-9+.-])([0-9+.-]*+)[a-zA-Z][a-zA-Z0-9+.-]*+://[^\s'\"<>]++",
+        r"\1<url>",
+        "://",
+        False,
+    ),
+    (r"(?<![\w.+-])[\w.+-]++@[\w-]++(?:\.[\w-]++)+", "<email>", "@", False),
     # Quoted text is a value (identifiers, file names, user input), whatever its spelling; the
     # quote marks go with it, since one program quotes a value that another prints bare. Not a
     # quoted sentence (over 5 words: a wrapped message), nor logfmt's msg="...", which quotes
@@ -61,9 +70,9 @@ _RULE_SPECS: tuple[tuple[str, str, str, bool], ...] = (
     ),
     (r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])", "<*>", ".", True),
     (
-        r"\b[a-zA-Z][\w-]*(?:\.[\w-]+)*\.(?:internal|local|com|net|org|io|example|test|invalid)\b"
-        r"(?!-|\.\w)",
-        "<*>",
+        r"(?<![\w.-])([.-]*+)[a-zA-Z][\w-]*+(?:\.[\w-]++)*"
+        r"\.(?:internal|local|com|net|org|io|example|test|invalid)\b(?!-|\.\w)",
+        r"\1<*>",
         ".",
         False,
     ),
@@ -72,15 +81,20 @@ _RULE_SPECS: tuple[tuple[str, str, str, bool], ...] = (
     # Paths, absolute and relative: a slash between names (also git refs such as origin/main).
     (r"(?:(?<=[\s(\[=:,])|^)(?:~|\.{1,3})?/[\w.@%+~-]+(?:/[\w.@%+~-]*)*", "<*>", "/", False),
     (
-        r"\b[\w.-]+(?:/[\w.@%+~-]*[\w@%+~-])+/?",
-        "<*>",
+        r"(?<![\w.-])([.-]*+)\b[\w.-]++(?:/[\w.@%+~-]*[\w@%+~-])+/?",
+        r"\1<*>",
         "/",
         False,
     ),
     # File names: a name with a short lowercase extension (also `object.property` spellings).
-    (r"\b[\w-]+(?:\.[\w-]+)*\.[a-z][a-z0-9]{0,4}\b(?![.(\w-])", "<*>", ".", False),
+    (
+        r"(?<![\w.-])([.-]*+)\b[\w-]++(?:\.[\w-]++)*\.[a-z][a-z0-9]{0,4}\b(?![.(\w-])",
+        r"\1<*>",
+        ".",
+        False,
+    ),
     # Names of code: a function before its call parentheses, a snake_case identifier (not a key).
-    (r"\b[A-Za-z_][\w.]*(?=\(\))", "<*>", "()", False),
+    (r"(?<![\w.])(?=[\w.]*+\(\))([\w.]*?)(?<!\w)[A-Za-z_][\w.]*+", r"\1<*>", "()", False),
     (r"(?<![\w-])_*[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)+\b(?![=-])", "<*>", "_", False),
     # Hyphenated lowercase names (packages, services, threads, hosts); not -options.
     (r"(?<![\w-])[a-z][a-z0-9]*(?:-[a-z0-9]+)+\b(?!-)", "<*>", "-", False),
@@ -101,24 +115,44 @@ _RULE_SPECS: tuple[tuple[str, str, str, bool], ...] = (
     # Any other token with a digit in it: ids, versions, hashes, host names, thread names.
     (rf"(?<![^{_STOP}:])[^{_STOP}:]*?\d[^{_STOP}:]*?{_END}", "<*>", "", True),
 )
+
+
+def _replacement(placeholder: str) -> str | Callable[[re.Match[str]], str]:
+    """What `sub` puts in place of a match. A template that keeps group 1 (r"\\1<*>") becomes a
+    function: CPython 3.11 expands such templates in Python code, about three times the cost of
+    this call, and a long message can hold tens of thousands of matches."""
+    if not placeholder.startswith("\\1"):
+        return placeholder
+    suffix = placeholder[2:]
+    return lambda match: match[1] + suffix
+
+
 _RULES = tuple(
-    (re.compile(pattern), placeholder, needle, digits)
+    (re.compile(pattern), _replacement(placeholder), needle, digits)
     for pattern, placeholder, needle, digits in _RULE_SPECS
 )
 _DIGIT = re.compile(r"\d")
 # A run of placeholders is one variable of variable length: a list, a host:port, a date and time.
 _PLACEHOLDER = r"<(?:\*|[a-z]+)>"
-_RUN = re.compile(rf"({_PLACEHOLDER})(?:[\s,;:/.#@_+-]*{_PLACEHOLDER})+")
+_RUN = re.compile(rf"({_PLACEHOLDER})(?:[\s,;:/.#@_+-]*+{_PLACEHOLDER})++")
+_FIRST_OF_RUN = _replacement(r"\1")
 
 
 def mask(message: str) -> str:
-    """The message with every variable part replaced by a placeholder."""
+    """The message with every variable part replaced by a placeholder.
+
+    Linear in the message: no rule has overlapping or nested quantifiers that could backtrack,
+    and each rule is one pass (tests/unit/test_masking_time.py holds it to that). Callers that
+    fingerprint bound the input first (processors/fingerprint.py).
+    """
     text = message.strip()
     has_digit = _DIGIT.search(text) is not None  # masking only removes digits, never adds one
     for pattern, placeholder, needle, needs_digit in _RULES:
         if (needs_digit and not has_digit) or needle not in text:
             continue
-        text = pattern.sub(placeholder, text)
+        text, replaced = pattern.subn(placeholder, text)
+        if needs_digit and replaced:  # the digits may all be gone: skip the rules that need one
+            has_digit = _DIGIT.search(text) is not None
     if ">" in text:
-        text = _RUN.sub(r"\1", text)
+        text = _RUN.sub(_FIRST_OF_RUN, text)
     return " ".join(text.split())
