@@ -120,14 +120,13 @@ class BatchConsumer:
         When `handle` raises: rewind, then ask `on_error` how long to back off before trying
         again; without `on_error`, the error propagates (offsets stay uncommitted).
         """
-        last_record = time.monotonic()
+        idle_since = time.monotonic()
         while not self.stopping.is_set():
             batch = self.poll_batch()
             if not batch:
-                if idle_stop_s is not None and time.monotonic() - last_record > idle_stop_s:
+                if idle_stop_s is not None and time.monotonic() - idle_since > idle_stop_s:
                     return
                 continue
-            last_record = time.monotonic()
             try:
                 handle(batch)
             except Exception as exc:
@@ -135,8 +134,11 @@ class BatchConsumer:
                 if on_error is None:
                     raise
                 self.stopping.wait(on_error(exc))
-                continue
-            self.commit(batch)
+            else:
+                self.commit(batch)
+            # Idle counts from when the last batch was done: a batch slower than idle_stop_s
+            # (a slow provider, a back-off) is not a quiet topic.
+            idle_since = time.monotonic()
 
     def close(self) -> None:
         if self._consumer is not None:

@@ -6,8 +6,9 @@ POST /v1/embeddings answers like the API: one deterministic vector per input (fr
 the text, so a test can recompute it), in `float` or `base64` encoding. Failures are injected
 through POST /control with JSON: {"script": ["429", "500", "slow", "ok", ...]} makes the next
 requests answer in that order (429 with Retry-After, 500, a response after `slow_s`), then
-normally; {"down": true} answers 503 to everything until {"down": false}. A request with an
-input containing `REFUSED_MARK` is answered 400 as a whole, as the API does for one bad input.
+normally; {"slow_s": 10} sets how long a slow answer takes; {"down": true} answers 503 to
+everything until {"down": false}. A request with an input containing `REFUSED_MARK` is answered
+400 as a whole, as the API does for one bad input.
 GET /stats returns the number of requests by answer and the inputs embedded.
 """
 
@@ -79,6 +80,7 @@ def handler_for(state: State) -> type[BaseHTTPRequestHandler]:
                 with state.lock:
                     state.script = list(body.get("script", state.script))
                     state.down = bool(body.get("down", state.down))
+                    state.slow_s = float(body.get("slow_s", state.slow_s))
                 self._reply(200, {"ok": True})
                 return
             inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]

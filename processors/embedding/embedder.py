@@ -16,6 +16,7 @@ from confluent_kafka import Message
 
 from jobtrail.errors import SchemaError
 from processors.embedding.breaker import CircuitBreaker
+from processors.embedding.keepalive import GroupCommitConsumer, KeepAlive
 from processors.embedding.metrics import EmbedderMetrics
 from processors.embedding.ports import (
     Embedding,
@@ -33,7 +34,6 @@ from schemas.derived import (
     encode_error_vector,
     error_vector_key,
 )
-from streams.consumer import BatchConsumer
 from streams.dlq import DeadLetter
 from streams.reader import read_messages
 from streams.settings import KafkaSettings
@@ -95,15 +95,20 @@ class Embedder:
         self.metrics = metrics or EmbedderMetrics.create()
         self.catalog = topic_catalog(self.kafka.topic_prefix, self.kafka.partitions,
                                      self.kafka.replication_factor)  # fmt: skip
-        self.consumer = BatchConsumer(
+        self.consumer = GroupCommitConsumer(
             self.kafka,
             group_id(self.kafka, provider.model),
             [self.catalog.vectorize_requests.name],
             # Several model batches per round: the provider sorts them by length (less padding).
             batch_size=self.settings.batch_size * self.settings.fetch_batches,
             batch_wait_s=self.settings.batch_wait_s,
-            **{"session.timeout.ms": self.settings.session_timeout_ms},
+            **{
+                "session.timeout.ms": self.settings.session_timeout_ms,
+                "max.poll.interval.ms": self.settings.max_poll_interval_ms,
+            },
         )
+        # Provider calls and back-offs may outlast max.poll.interval.ms: poll (paused) meanwhile.
+        self.keepalive = KeepAlive(lambda: self.consumer.consumer, self.settings.keepalive_poll_s)
         self.breaker = CircuitBreaker(
             time.monotonic,
             failure_threshold=self.settings.breaker_failures,
@@ -124,6 +129,7 @@ class Embedder:
         self.consumer.run(self.handle, idle_stop_s=idle_stop_s, on_error=self._pause)
 
     def close(self) -> None:
+        self.keepalive.close()
         self.consumer.close()
         self.output.close()
 
@@ -154,7 +160,7 @@ class Embedder:
             raise ProviderUnavailableError("circuit breaker open")
         started = time.perf_counter()
         try:
-            vectors = self.provider.embed(texts)
+            vectors = self.keepalive.call(lambda: self.provider.embed(texts))
         except ProviderUnavailableError:
             self.breaker.failed()
             self.metrics.provider_errors.labels(model).inc()
@@ -171,7 +177,8 @@ class Embedder:
             raise error
         wait = self.breaker.wait_s()
         self.metrics.circuit_open.labels(self.provider.model).set(1 if wait else 0)
-        return wait or 0.5
+        self.keepalive.sleep(wait or 0.5, self.consumer.stopping)  # still in the group
+        return 0.0
 
     def _send(self, vector: ErrorVector) -> None:
         key = error_vector_key(vector.fingerprint, vector.model)

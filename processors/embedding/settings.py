@@ -51,4 +51,13 @@ class EmbedderSettings(BaseSettings):
     session_timeout_ms: int = Field(
         default=10_000, ge=6000, description="How soon the group notices a crashed embedder"
     )
+    max_poll_interval_ms: int = Field(
+        default=300_000,
+        ge=6000,
+        description="Longest gap between polls before the group drops the member; provider "
+        "calls and back-offs poll (partitions paused) meanwhile, so a slow call does not count",
+    )
+    keepalive_poll_s: float = Field(
+        default=1.0, gt=0, description="How often the consumer polls while a provider call runs"
+    )
     metrics_port: int = Field(default=8004, ge=0, description="Prometheus port (0: off)")

@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
+from prometheus_client import CollectorRegistry
 
 from processors.embedding.embedder import Embedder
+from processors.embedding.metrics import EmbedderMetrics
 from processors.embedding.openai_provider import OpenAIProvider
 from processors.embedding.settings import EmbedderSettings
 from schemas.derived import VectorizeRequest, decode_error_vector, encode_vectorize_request
@@ -39,6 +41,11 @@ def embed_kafka(kafka: KafkaSettings) -> Iterator[KafkaSettings]:
     yield kafka
     admin = TopicAdmin(kafka)
     admin.delete(name for name in admin.metadata().topics if name.startswith(kafka.topic_prefix))
+
+
+def own_metrics() -> EmbedderMetrics:
+    """Metrics in a registry of their own: several embedders run in one test process."""
+    return EmbedderMetrics.create(CollectorRegistry())
 
 
 def send_requests(kafka: KafkaSettings, templates: list[tuple[int, str]]) -> None:
@@ -91,7 +98,7 @@ def test_every_request_ends_in_one_vector_through_failures_and_an_outage(
     provider = OpenAIProvider(MODEL, api_key=None, base_url=fake_openai + "/v1", timeout_s=1.0,
                               max_retries=1)  # fmt: skip
     control(fake_openai, down=True)  # down at start: the breaker pauses, nothing is lost
-    embedder = Embedder(provider, kafka, settings).start()
+    embedder = Embedder(provider, kafka, settings, own_metrics()).start()
     runner = threading.Thread(target=embedder.run, kwargs={"idle_stop_s": 3})
     runner.start()
     time.sleep(4)
@@ -172,7 +179,7 @@ def test_a_text_the_api_refuses_goes_to_the_dlq_and_the_rest_of_its_batch_is_emb
                                 batch_wait_s=0.2)  # fmt: skip
     provider = OpenAIProvider(MODEL, api_key=None, base_url=fake_openai + "/v1", timeout_s=2.0,
                               max_retries=1)  # fmt: skip
-    embedder = Embedder(provider, kafka, settings).start()
+    embedder = Embedder(provider, kafka, settings, own_metrics()).start()
     try:
         embedder.run(idle_stop_s=3)
     finally:
@@ -185,3 +192,28 @@ def test_a_text_the_api_refuses_goes_to_the_dlq_and_the_rest_of_its_batch_is_emb
         ("provider_refused", f"{17:064x}".encode())
     ]
     assert "400" in letters[0].detail
+
+
+def test_a_provider_call_longer_than_max_poll_interval_neither_crashes_nor_doubles(
+    embed_kafka: KafkaSettings, fake_openai: str
+) -> None:
+    kafka = embed_kafka
+    templates = [f"ConnectionError: <*> refused (variant {i})" for i in range(120)]
+    send_requests(kafka, list(enumerate(templates)))
+    # Each slow answer takes 9 s: past the 6 s max.poll.interval.ms (the broker's minimum
+    # session timeout bounds it from below), once in the first batch and once in a later one.
+    control(fake_openai, slow_s=9.0, script=["slow", "ok", "slow"])
+    settings = EmbedderSettings(provider="openai", model=MODEL, batch_size=40, fetch_batches=1,
+                                batch_wait_s=0.2, session_timeout_ms=6000,
+                                max_poll_interval_ms=6000)  # fmt: skip
+    provider = OpenAIProvider(MODEL, api_key=None, base_url=fake_openai + "/v1", timeout_s=20.0,
+                              max_retries=1)  # fmt: skip
+    embedder = Embedder(provider, kafka, settings, own_metrics()).start()
+    try:
+        embedder.run(idle_stop_s=4)  # returns: it did not crash on a commit
+    finally:
+        embedder.close()
+    assert stats(fake_openai)["answers"]["slow"] == 2
+    assert embedder.keepalive.keepalive_polls >= 10  # it polled while the slow calls ran
+    per_fingerprint = Counter(fingerprint for fingerprint, _ in vectors(kafka))
+    assert len(per_fingerprint) == 120 and max(per_fingerprint.values()) == 1

@@ -65,3 +65,15 @@ def test_request_batches_cover_every_text_once_within_the_limits(
 def test_error_vectors_round_trip_as_little_endian_float32() -> None:
     vector = ErrorVector("ab" * 32, "all-MiniLM-L6-v2", (0.5, -1.25, 3.0), truncated=True)
     assert decode_error_vector(encode_error_vector(vector)) == vector
+
+
+def test_commit_errors_of_a_member_that_lost_its_partitions_are_told_apart() -> None:
+    from confluent_kafka import KafkaError, KafkaException
+
+    from processors.embedding.keepalive import lost_membership
+
+    for code in (KafkaError.UNKNOWN_MEMBER_ID, KafkaError.ILLEGAL_GENERATION,
+                 KafkaError.REBALANCE_IN_PROGRESS, KafkaError._MAX_POLL_EXCEEDED):  # fmt: skip
+        assert lost_membership(KafkaException(KafkaError(code)))
+    assert not lost_membership(KafkaException(KafkaError(KafkaError._TRANSPORT)))
+    assert not lost_membership(KafkaException("no KafkaError inside"))
