@@ -416,7 +416,7 @@ def stats(
     name: Annotated[str | None, typer.Argument(help="A job name; all names when omitted.")] = None,
 ) -> None:
     """Job statistics from the Redis read model: states, active jobs, retry success chances."""
-    from projections.model import retry_success_chance
+    from jobtrail.retry_curve import retry_curve
     from projections.redis import RedisStore
 
     store = RedisStore()
@@ -424,7 +424,8 @@ def stats(
     table = Table("job name", "jobs", "states", "active", "P(success | failed >= 1, 2, 3)")
     for job_name in [name] if name else store.job_names():
         view = store.name_view(job_name)
-        chances = [retry_success_chance(view.retries, k) for k in (1, 2, 3)]
+        points = {p.failed_at_least: p.chance.rate for p in retry_curve(view.retries).points}
+        chances = [points.get(k) for k in (1, 2, 3)]
         table.add_row(
             job_name,
             str(len(view.jobs)),
@@ -433,6 +434,42 @@ def stats(
             " ".join("-" if c is None else f"{c:.2f}" for c in chances),
         )
     Console().print(table)
+
+
+@app.command()
+def retries(
+    name: Annotated[str, typer.Argument(help="A job name.")],
+    threshold: Annotated[
+        float, typer.Option(help="Suggest giving up where the success chance stays below this.")
+    ] = 0.05,
+    min_jobs: Annotated[
+        int, typer.Option(help="Fewest finished jobs at a k to draw a conclusion from it.")
+    ] = 30,
+) -> None:
+    """The retry curve of a job name: P(eventual success | failed >= k) with 95% intervals, and
+    a suggested retry limit (finished jobs only, cancelled ones left out)."""
+    from jobtrail.retry_curve import retry_curve
+    from projections.redis import RedisStore
+
+    store = RedisStore()
+    store.setup()
+    if name not in store.job_names():
+        raise JobtrailError(f"no job name {name!r} in the read model (jobtrail stats lists them)")
+    curve = retry_curve(store.name_view(name).retries, threshold=threshold, min_jobs=min_jobs)
+    table = Table("failed >= k", "jobs", "succeeded", "P(success)", "95% interval")
+    for point in curve.points:
+        interval = point.chance.interval
+        table.add_row(
+            str(point.failed_at_least),
+            str(point.chance.total),
+            str(point.chance.hits),
+            "-" if point.chance.rate is None else f"{point.chance.rate:.3f}",
+            "-" if interval is None else f"{interval[0]:.3f} - {interval[1]:.3f}",
+        )
+    Console().print(table)
+    limit = curve.suggested_limit
+    verdict = "no suggestion" if limit is None else f"give up after {limit} failed attempts"
+    Console().print(f"suggested retry limit: {verdict}; {curve.evidence}")
 
 
 @app.command()

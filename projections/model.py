@@ -269,15 +269,3 @@ def _end_attempt(model: ReadModel, job: JobView, event: JobEvent, at: int) -> No
         seen.count += 1
         seen.first_seen = min(seen.first_seen, at)
         seen.last_seen = max(seen.last_seen, at)
-
-
-def retry_success_chance(retries: Counter[str], failed_times: int) -> float | None:
-    """P(a job that failed at least `failed_times` times still completes), from the retry
-    histogram; None when no job failed that often."""
-    succeeded = total = 0
-    for key, jobs in retries.items():
-        outcome, failures = key.rsplit(":", 1)
-        if int(failures) >= failed_times:
-            total += jobs
-            succeeded += jobs if outcome == JobState.COMPLETED else 0
-    return succeeded / total if total else None

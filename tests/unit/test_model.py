@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
+from jobtrail.retry_curve import retry_curve
 from projections.model import (
     EVENT_ID_WINDOW,
     Gap,
@@ -12,7 +13,6 @@ from projections.model import (
     Position,
     ReadModel,
     first_gap,
-    retry_success_chance,
 )
 from schemas.job_event import JobError, JobEvent, JobEventType
 from tests.factories import make_event
@@ -105,9 +105,8 @@ def test_terminal_failure_and_retry_chances() -> None:
     model = fold(events)
     retries = model.names["send-email"].retries
     assert retries == Counter({"failed:2": 1, "completed:1": 1})
-    assert retry_success_chance(retries, 1) == 0.5  # both failed once; one still completed
-    assert retry_success_chance(retries, 2) == 0.0
-    assert retry_success_chance(retries, 3) is None
+    chances = [point.chance.rate for point in retry_curve(retries).points]
+    assert chances == [0.5, 0.5, 0.0]  # both failed once; one still completed
     assert model.fingerprints[next(iter(model.fingerprints))].count == 3
 
 
