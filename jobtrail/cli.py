@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from jobtrail import __version__
+from jobtrail import __version__, analytics_cli
 from jobtrail.errors import JobtrailError
 
 if TYPE_CHECKING:
@@ -30,6 +30,9 @@ topics_app = typer.Typer(
     help="Create and check the Kafka topics in the catalog.", no_args_is_help=True
 )
 app.add_typer(topics_app, name="topics")
+
+for _command in analytics_cli.COMMANDS:
+    app.command()(_command)
 
 console = Console(stderr=True)
 
@@ -434,42 +437,6 @@ def stats(
             " ".join("-" if c is None else f"{c:.2f}" for c in chances),
         )
     Console().print(table)
-
-
-@app.command()
-def retries(
-    name: Annotated[str, typer.Argument(help="A job name.")],
-    threshold: Annotated[
-        float, typer.Option(help="Suggest giving up where the success chance stays below this.")
-    ] = 0.05,
-    min_jobs: Annotated[
-        int, typer.Option(help="Fewest finished jobs at a k to draw a conclusion from it.")
-    ] = 30,
-) -> None:
-    """The retry curve of a job name: P(eventual success | failed >= k) with 95% intervals, and
-    a suggested retry limit (finished jobs only, cancelled ones left out)."""
-    from jobtrail.retry_curve import retry_curve
-    from projections.redis import RedisStore
-
-    store = RedisStore()
-    store.setup()
-    if name not in store.job_names():
-        raise JobtrailError(f"no job name {name!r} in the read model (jobtrail stats lists them)")
-    curve = retry_curve(store.name_view(name).retries, threshold=threshold, min_jobs=min_jobs)
-    table = Table("failed >= k", "jobs", "succeeded", "P(success)", "95% interval")
-    for point in curve.points:
-        interval = point.chance.interval
-        table.add_row(
-            str(point.failed_at_least),
-            str(point.chance.total),
-            str(point.chance.hits),
-            "-" if point.chance.rate is None else f"{point.chance.rate:.3f}",
-            "-" if interval is None else f"{interval[0]:.3f} - {interval[1]:.3f}",
-        )
-    Console().print(table)
-    limit = curve.suggested_limit
-    verdict = "no suggestion" if limit is None else f"give up after {limit} failed attempts"
-    Console().print(f"suggested retry limit: {verdict}; {curve.evidence}")
 
 
 @app.command()

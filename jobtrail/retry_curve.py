@@ -99,6 +99,6 @@ def _describe(point: RetryPoint) -> str:
     interval = chance.interval
     span = f" (95% CI {interval[0]:.1%}-{interval[1]:.1%})" if interval else ""
     return (
-        f"of {chance.total} jobs that failed at least {point.failed_at_least} times, "
+        f"of {chance.total} jobs that failed {point.failed_at_least}+ times, "
         f"{chance.hits} succeeded: {chance.rate or 0:.1%}{span}"
     )

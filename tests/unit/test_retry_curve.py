@@ -65,7 +65,7 @@ def test_the_limit_is_the_smallest_k_from_which_the_chance_stays_below_the_thres
     })  # fmt: skip
     curve = retry_curve(retries, threshold=0.05, min_jobs=30)
     assert curve.suggested_limit == 3
-    assert "of 150 jobs that failed at least 3 times, 4 succeeded: 2.7%" in curve.evidence
+    assert "of 150 jobs that failed 3+ times, 4 succeeded: 2.7%" in curve.evidence
     assert retry_curve(retries, threshold=0.07, min_jobs=30).suggested_limit == 2
 
 

@@ -1,0 +1,96 @@
+"""The analytics commands of the `jobtrail` CLI: retry and concurrency curves.
+
+Each prints a table of the same curve the query functions compute (jobtrail/retry_curve.py,
+jobtrail/concurrency_curve.py); the CLI module registers them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from jobtrail.errors import JobtrailError
+from jobtrail.intervals import Proportion
+
+
+def _rate(chance: Proportion) -> tuple[str, str]:
+    interval = chance.interval
+    return (
+        "-" if chance.rate is None else f"{chance.rate:.3f}",
+        "-" if interval is None else f"{interval[0]:.3f} - {interval[1]:.3f}",
+    )
+
+
+def retries(
+    name: Annotated[str, typer.Argument(help="A job name.")],
+    threshold: Annotated[
+        float, typer.Option(help="Suggest giving up where the success chance stays below this.")
+    ] = 0.05,
+    min_jobs: Annotated[
+        int, typer.Option(help="Fewest finished jobs at a k to draw a conclusion from it.")
+    ] = 30,
+) -> None:
+    """The retry curve of a job name: P(eventual success | failed >= k) with 95% intervals, and
+    a suggested retry limit (finished jobs only, cancelled ones left out; Redis read model)."""
+    from jobtrail.retry_curve import retry_curve
+    from projections.redis import RedisStore
+
+    store = RedisStore()
+    store.setup()
+    if name not in store.job_names():
+        raise JobtrailError(f"no job name {name!r} in the read model (jobtrail stats lists them)")
+    curve = retry_curve(store.name_view(name).retries, threshold=threshold, min_jobs=min_jobs)
+    table = Table("failed >= k", "jobs", "succeeded", "P(success)", "95% interval")
+    for point in curve.points:
+        table.add_row(str(point.failed_at_least), str(point.chance.total),
+                      str(point.chance.hits), *_rate(point.chance))  # fmt: skip
+    out = Console()
+    out.print(table)
+    limit = curve.suggested_limit
+    verdict = "no suggestion" if limit is None else f"give up after {limit} failed attempts"
+    out.print(f"suggested retry limit: {verdict}; {curve.evidence}")
+
+
+def concurrency(
+    name: Annotated[str | None, typer.Argument(help="A job name.")] = None,
+    worker: Annotated[
+        str | None, typer.Option(help="A worker instead of a job name: its load of any job.")
+    ] = None,
+    max_level: Annotated[int, typer.Option(help="Levels above this share one bucket.")] = 32,
+) -> None:
+    """Failure rate against the number of attempts running at once (of the job name anywhere,
+    or on the worker), with 95% intervals and the baseline of attempts that ran alone; folded
+    from the attempt-outcomes topic."""
+    from jobtrail.concurrency_curve import concurrency_curve
+    from projections.concurrency import ConcurrencyModel
+    from schemas.derived import decode_attempt_outcome
+    from streams.reader import read_to_end
+    from streams.settings import KafkaSettings
+    from streams.topics import topic_catalog
+
+    if (name is None) == (worker is None):
+        raise JobtrailError("name a job name or a --worker (one of them)")
+    kafka = KafkaSettings()
+    topic = topic_catalog(kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
+    model = ConcurrencyModel(max_level)
+    for message in read_to_end(kafka, topic.attempt_outcomes.name):
+        model.apply(decode_attempt_outcome(message.value() or b""))
+    table_of, key = (model.by_worker, worker) if worker else (model.by_job_name, name)
+    if key not in table_of:
+        raise JobtrailError(f"no attempt outcomes for {key!r} (run the processors first)")
+    curve = concurrency_curve(table_of[key], model.max_level)
+    table = Table("running at once", "attempts", "failed", "failure rate", "95% interval")
+    for point in curve.points:
+        table.add_row(point.label, str(point.failure.total), str(point.failure.hits),
+                      *_rate(point.failure))  # fmt: skip
+    out = Console()
+    out.print(table)
+    base = curve.baseline
+    alone = "none ran alone" if base is None else f"{_rate(base.failure)[0]} when it ran alone"
+    out.print(f"overall failure rate {_rate(curve.overall)[0]}; baseline: {alone}")
+
+
+COMMANDS = (retries, concurrency)
