@@ -1,4 +1,4 @@
-"""The analytics commands of the `jobtrail` CLI: retry and concurrency curves.
+"""The analytics commands of the `jobtrail` CLI: retry and concurrency curves, the HTTP API.
 
 Each prints a table of the same curve the query functions compute (jobtrail/retry_curve.py,
 jobtrail/concurrency_curve.py); the CLI module registers them.
@@ -93,4 +93,24 @@ def concurrency(
     out.print(f"overall failure rate {_rate(curve.overall)[0]}; baseline: {alone}")
 
 
-COMMANDS = (retries, concurrency)
+def serve(
+    host: Annotated[str | None, typer.Option(help="Listen address (JOBTRAIL_API_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (JOBTRAIL_API_PORT).")] = None,
+) -> None:
+    """Serve the HTTP API (OpenAPI at /openapi.json) until Ctrl-C; JOBTRAIL_API_TOKEN turns on
+    bearer-token auth for every route but /api/health."""
+    import uvicorn
+
+    from jobtrail.api import ApiSettings, create_api
+    from jobtrail.queries import Queries
+    from projections.redis import RedisStore
+
+    settings = ApiSettings()
+    store = RedisStore()
+    store.setup()
+    app = create_api(Queries(store), settings)
+    uvicorn.run(app, host=host or settings.host, port=port if port is not None else settings.port,
+                log_level="warning")  # fmt: skip
+
+
+COMMANDS = (retries, concurrency, serve)

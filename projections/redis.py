@@ -243,18 +243,21 @@ class RedisStore:
             )
         return model.normalized()
 
-    def _name_view(self, ns: str, name: str) -> NameView:
+    def _name_view(self, ns: str, name: str, *, with_jobs: bool = True) -> NameView:
+        """A job name's counters; its job index too unless `with_jobs` is False (a reader that
+        only needs counts should not pull every job id of a busy name)."""
         prefix = f"{ns}name:{name}:"
         pipe = self.client.pipeline(transaction=False)
         pipe.hgetall(prefix + "counts")
-        pipe.zrange(prefix + "jobs", 0, -1, withscores=True)
         pipe.smembers(prefix + "active")
         pipe.hgetall(prefix + "latest")
         pipe.hgetall(prefix + "retries")
-        counts, jobs, active, latest, retries = pipe.execute()
+        if with_jobs:
+            pipe.zrange(prefix + "jobs", 0, -1, withscores=True)
+        counts, active, latest, retries, *jobs = pipe.execute()
         return NameView(
             counts=Counter({k: int(v) for k, v in counts.items()}),
-            jobs={job_id: int(score) for job_id, score in jobs},
+            jobs={job_id: int(score) for job_id, score in jobs[0]} if jobs else {},
             active=set(active),
             latest=Latest(int(latest["created_at"]), latest["job_id"], latest.get("data"))
             if latest
@@ -272,8 +275,8 @@ class RedisStore:
         key = f"{self.namespace(self.current_generation())}name:{name}:jobs"
         return [str(job) for job in self.client.zrevrange(key, page * size, (page + 1) * size - 1)]
 
-    def name_view(self, name: str) -> NameView:
-        return self._name_view(self.namespace(self.current_generation()), name)
+    def name_view(self, name: str, *, with_jobs: bool = True) -> NameView:
+        return self._name_view(self.namespace(self.current_generation()), name, with_jobs=with_jobs)
 
     def job_names(self) -> list[str]:
         return _members(self.client.smembers(self.namespace(self.current_generation()) + "names"))

@@ -1,0 +1,124 @@
+"""`jobtrail serve`: the HTTP API over the query layer (FastAPI on uvicorn).
+
+JSON everywhere, OpenAPI at /openapi.json (docs at /docs). A missing job name or job is a 404 with
+the reason; a bad parameter is FastAPI's 422. With JOBTRAIL_API_TOKEN set, every route except
+/api/health wants `Authorization: Bearer <token>` (401 otherwise). /api/health answers 200 only
+when every dependency answers, else 503 with the reasons.
+
+No `from __future__ import annotations` here: FastAPI reads the routes' annotations at run time,
+and the auth dependency is local to `create_api`, where a string annotation could not find it.
+"""
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from jobtrail import __version__
+from jobtrail.queries import (
+    Job,
+    JobNameDetail,
+    JobNameSummary,
+    JobsPage,
+    NotFoundError,
+    Queries,
+    RetryCurve,
+)
+
+
+class ApiSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOBTRAIL_API_", frozen=True, extra="ignore")
+
+    host: str = Field(default="127.0.0.1", description="Address the API listens on")
+    port: int = Field(default=8080, ge=0, le=65535, description="Port of the API")
+    token: SecretStr | None = Field(
+        default=None, description="When set, every route but /api/health wants this bearer token"
+    )
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+
+class Dependency(BaseModel):
+    name: str
+    healthy: bool
+    detail: str
+
+
+class Health(BaseModel):
+    healthy: bool
+    dependencies: list[Dependency]
+
+
+def check_health(queries: Queries) -> Health:
+    """Each dependency the API reads, asked now."""
+    try:
+        queries.store.client.ping()
+        redis = Dependency(name="redis", healthy=True, detail="answered")
+    except Exception as exc:  # any failure to answer is the answer
+        redis = Dependency(name="redis", healthy=False, detail=f"{type(exc).__name__}: {exc}")
+    return Health(healthy=redis.healthy, dependencies=[redis])
+
+
+def create_api(queries: Queries, settings: ApiSettings) -> FastAPI:
+    app = FastAPI(title="jobtrail", version=__version__,
+                  description="Background-job analytics from the jobtrail read models")  # fmt: skip
+    bearer = HTTPBearer(auto_error=False)
+
+    def authorized(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> None:
+        if settings.token is None:
+            return
+        given = credentials.credentials if credentials else ""
+        if not secrets.compare_digest(given, settings.token.get_secret_value()):
+            raise HTTPException(401, "a bearer token is required (JOBTRAIL_API_TOKEN)",
+                                headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+
+    @app.exception_handler(NotFoundError)
+    def not_found(_: Request, exc: NotFoundError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.get("/api/health", response_model=Health, responses={503: {"model": Health}})
+    def health() -> JSONResponse:
+        answer = check_health(queries)
+        return JSONResponse(answer.model_dump(), status_code=200 if answer.healthy else 503)
+
+    api = APIRouter(prefix="/api", dependencies=[Depends(authorized)])
+
+    @api.get("/job-names")
+    def job_names() -> list[JobNameSummary]:
+        return queries.job_names()
+
+    @api.get("/job-names/{name}")
+    def job_name(name: str) -> JobNameDetail:
+        return queries.job_name(name)
+
+    @api.get("/job-names/{name}/jobs")
+    def jobs(
+        name: str,
+        page: Annotated[int, Query(ge=0, description="from 0, newest first")] = 0,
+        size: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> JobsPage:
+        return queries.jobs(name, page, size)
+
+    @api.get("/job-names/{name}/retries")
+    def retries(
+        name: str,
+        threshold: Annotated[float, Query(gt=0, lt=1)] = 0.05,
+        min_jobs: Annotated[int, Query(ge=1)] = 30,
+    ) -> RetryCurve:
+        return queries.retries(name, threshold, min_jobs)
+
+    @api.get("/jobs/{job_id}")
+    def job(job_id: str) -> Job:
+        return queries.job(job_id)
+
+    app.include_router(api)
+    return app
