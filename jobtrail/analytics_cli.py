@@ -6,7 +6,7 @@ jobtrail/concurrency_curve.py); the CLI module registers them.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,6 +14,18 @@ from rich.table import Table
 
 from jobtrail.errors import JobtrailError
 from jobtrail.intervals import Proportion
+
+if TYPE_CHECKING:
+    from jobtrail.queries import Queries
+
+
+def _queries() -> Queries:
+    from jobtrail.queries import Queries
+    from projections.redis import RedisStore
+
+    store = RedisStore()
+    store.setup()
+    return Queries(store)
 
 
 def _rate(chance: Proportion) -> tuple[str, str]:
@@ -35,18 +47,12 @@ def retries(
 ) -> None:
     """The retry curve of a job name: P(eventual success | failed >= k) with 95% intervals, and
     a suggested retry limit (finished jobs only, cancelled ones left out; Redis read model)."""
-    from jobtrail.retry_curve import retry_curve
-    from projections.redis import RedisStore
-
-    store = RedisStore()
-    store.setup()
-    if name not in store.job_names():
-        raise JobtrailError(f"no job name {name!r} in the read model (jobtrail stats lists them)")
-    curve = retry_curve(store.name_view(name).retries, threshold=threshold, min_jobs=min_jobs)
+    curve = _queries().retries(name, threshold, min_jobs)
     table = Table("failed >= k", "jobs", "succeeded", "P(success)", "95% interval")
     for point in curve.points:
-        table.add_row(str(point.failed_at_least), str(point.chance.total),
-                      str(point.chance.hits), *_rate(point.chance))  # fmt: skip
+        success = point.success
+        table.add_row(str(point.failed_at_least), str(success.total), str(success.hits),
+                      *_rate(Proportion(success.hits, success.total)))  # fmt: skip
     out = Console()
     out.print(table)
     limit = curve.suggested_limit
@@ -102,13 +108,9 @@ def serve(
     import uvicorn
 
     from jobtrail.api import ApiSettings, create_api
-    from jobtrail.queries import Queries
-    from projections.redis import RedisStore
 
     settings = ApiSettings()
-    store = RedisStore()
-    store.setup()
-    app = create_api(Queries(store), settings)
+    app = create_api(_queries(), settings)
     uvicorn.run(app, host=host or settings.host, port=port if port is not None else settings.port,
                 log_level="warning")  # fmt: skip
 
