@@ -8,7 +8,7 @@ DEMO_JOBS ?= 5000
 DEMO_RATE ?= 0
 
 .DEFAULT_GOAL := help
-.PHONY: help setup infra-install infra-up infra-down infra-status infra-logs topics demo up down \
+.PHONY: help setup infra-install infra-up infra-down infra-status infra-logs topics demo up down catch-up pipeline-up pipeline-down status \
         test test-unit test-integration lint format typecheck bench-produce bench-projections \
         bench-processors bench-embed embed processors project-redis project-couchbase rebuild-redis rebuild-couchbase stats fingerprint-accuracy dashboards clean
 
@@ -18,12 +18,14 @@ help: ## list the targets
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,couchbase,processors,embed-openai,embed-torch]'
+	$(BIN)/pip install -q -e '.[dev,local,couchbase,processors,embed-openai,embed-torch]'
 	@touch $@
 
 setup: $(BIN)/.installed ## create .venv and install jobtrail with its dev tools
 
 SERVICES := kafka redis couchbase prometheus
+SUPERVISOR_CONF := infra/supervisor/supervisord.conf
+SUPERVISORCTL := $(BIN)/supervisorctl -c $(SUPERVISOR_CONF)
 
 infra-install: ## install Kafka and CouchbaseMock (Maven Central jars), Redis and Prometheus (Debian)
 	@for s in $(SERVICES); do infra/$$s.sh install || exit 1; done
@@ -46,17 +48,36 @@ topics: setup ## create missing topics, report drift
 demo: setup ## produce the demo workload (DEMO_JOBS jobs at DEMO_RATE events/s, 0 = max)
 	$(JOBTRAIL) demo --jobs $(DEMO_JOBS) --rate $(DEMO_RATE)
 
-up: setup infra-up topics demo ## install what is missing, start services, run the pipeline with a demo
+up: setup infra-up topics ## install what is missing, start the services, send a demo, run the pipeline over it and keep it running
+	@if $(SUPERVISORCTL) pid >/dev/null 2>&1; then echo "the pipeline is already running"; \
+	 else $(MAKE) --no-print-directory demo catch-up; fi
+	@$(MAKE) --no-print-directory pipeline-up
+	@echo "jobtrail is up and keeps running (make status; make down stops it all):"
+	@echo "  HTTP API   http://127.0.0.1:8080/api/job-names  (docs: http://127.0.0.1:8080/docs)"
+	@echo "  Prometheus http://127.0.0.1:9090   Kafka 127.0.0.1:9092   Redis 127.0.0.1:6379   Couchbase mock 127.0.0.1:11210"
+	@echo "  a live demo sends new jobs at 5 events/s; logs in .infra-data/supervisor/"
+
+catch-up: setup ## run each stage once over what the topics hold (each stops once caught up), then print stats
 	$(JOBTRAIL) processors --idle-stop-s 10
 	$(JOBTRAIL) embed --idle-stop-s 5
 	$(JOBTRAIL) project redis --idle-stop-s 3
 	$(JOBTRAIL) project couchbase --idle-stop-s 3
 	$(JOBTRAIL) stats
-	@echo "jobtrail is up: Kafka 127.0.0.1:9092, Redis 127.0.0.1:6379, Couchbase mock 127.0.0.1:11210,"
-	@echo "Prometheus http://127.0.0.1:9090. Events: $(JOBTRAIL) tail --from-beginning --max 5;"
-	@echo "keep the read models live with: make project-redis / make project-couchbase"
 
-down: infra-down ## stop everything
+pipeline-up: setup ## start the pipeline's components under supervisor, which restarts any that exits
+	@mkdir -p .infra-data/supervisor
+	@if $(SUPERVISORCTL) pid >/dev/null 2>&1; then $(SUPERVISORCTL) start all || true; \
+	 else $(BIN)/supervisord -c $(SUPERVISOR_CONF); fi
+	@sleep 3; $(SUPERVISORCTL) status || true
+
+pipeline-down: ## stop the supervised components (services keep running)
+	-@if $(SUPERVISORCTL) pid >/dev/null 2>&1; then $(SUPERVISORCTL) shutdown; fi
+
+status: ## each supervised component's state, then the services' health
+	-@$(JOBTRAIL) status
+	-@for s in $(SERVICES); do infra/$$s.sh status; done
+
+down: pipeline-down infra-down ## stop everything
 
 lint: setup ## ruff lint and format check
 	$(BIN)/ruff check .
@@ -117,5 +138,5 @@ rebuild-couchbase: setup ## rebuild the Couchbase read model from the log
 stats: setup ## job statistics from the Redis read model
 	$(JOBTRAIL) stats
 
-clean: infra-down ## stop services and delete their data and the virtualenv
+clean: pipeline-down infra-down ## stop services and delete their data and the virtualenv
 	rm -rf .infra-data $(VENV)

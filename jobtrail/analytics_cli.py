@@ -1,4 +1,5 @@
-"""The analytics commands of the `jobtrail` CLI: retry and concurrency curves, the HTTP API.
+"""The analytics and operations commands of the `jobtrail` CLI: retry and concurrency curves,
+the HTTP API, the pipeline's status.
 
 Each prints a table of the same curve the query functions compute (jobtrail/retry_curve.py,
 jobtrail/concurrency_curve.py); the CLI module registers them.
@@ -115,4 +116,34 @@ def serve(
                 log_level="warning")  # fmt: skip
 
 
-COMMANDS = (retries, concurrency, serve)
+def status() -> None:
+    """Each component of the pipeline: its supervised process (`make up`) and its consumer
+    group's lag; exits 1 when supervisor is not running or a component is not RUNNING."""
+    from jobtrail.pipeline import consumer_groups, supervised
+    from processors.embedding.settings import EmbedderSettings
+    from streams.lag import committed_lag
+    from streams.settings import KafkaSettings
+
+    kafka = KafkaSettings()
+    groups = consumer_groups(kafka, EmbedderSettings().model)
+    processes = supervised()
+    by_name = {process.name: process for process in processes or []}
+    table = Table("component", "process", "detail", "consumer lag")
+    for name in sorted(set(by_name) | set(groups)):
+        process = by_name.get(name)
+        lag = committed_lag(kafka, *groups[name]) if name in groups else None
+        table.add_row(name, process.state if process else "-",
+                      process.description if process else "",
+                      "-" if lag is None else f"{lag:,}")  # fmt: skip
+    out = Console()
+    out.print(table)
+    if processes is None:
+        out.print("supervisor is not running: `make up` starts the pipeline")
+        raise typer.Exit(1)
+    down = [process.name for process in processes if process.state != "RUNNING"]
+    if down:
+        out.print(f"not running: {', '.join(down)} (logs in .infra-data/supervisor/)")
+        raise typer.Exit(1)
+
+
+COMMANDS = (retries, concurrency, serve, status)

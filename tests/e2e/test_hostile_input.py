@@ -26,10 +26,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, TopicPartition
 
-from processors.app import app_id, internal_topic_names
-from processors.embedding.embedder import group_id as embedder_group
+from jobtrail.pipeline import consumer_groups
 from processors.embedding.settings import EmbedderSettings
 from processors.fingerprint import fingerprint
 from processors.outcomes import recompute
@@ -41,7 +39,7 @@ from schemas.job_event import JobError, JobEvent, JobEventType
 from streams.admin import TopicAdmin
 from streams.demo.workload import Workload, WorkloadConfig
 from streams.dlq import read_dead_letter
-from streams.kafka_config import consumer_config
+from streams.lag import committed_lag
 from streams.producer import JobEventProducer
 from streams.reader import read_messages
 from streams.settings import KafkaSettings
@@ -103,32 +101,10 @@ def _resends(events: list[JobEvent], rng: random.Random) -> dict[int, list[JobEv
     return placed
 
 
-def _group_lags(kafka: KafkaSettings) -> dict[str, int]:
+def _group_lags(kafka: KafkaSettings) -> dict[str, int | None]:
     """Committed lag of each consumer group of the pipeline, over the topics it reads."""
-    catalog = catalog_of(kafka)
-    internal = internal_topic_names(kafka)
-    groups = {
-        "processors": (app_id(kafka), [catalog.job_events.name, *internal.values()]),
-        "embedder": (
-            embedder_group(kafka, EmbedderSettings().model),
-            [catalog.vectorize_requests.name],
-        ),
-        "redis": (f"{kafka.topic_prefix}projection-redis", [catalog.job_events.name]),
-        "couchbase": (f"{kafka.topic_prefix}projection-couchbase", [catalog.job_events.name]),
-    }
-    lags = {}
-    for name, (group, topics) in groups.items():
-        consumer = Consumer(consumer_config(kafka, group))
-        try:
-            wanted = [TopicPartition(t, p) for t in topics for p in range(kafka.partitions)]
-            lag = 0
-            for tp in consumer.committed(wanted, timeout=10):
-                _, high = consumer.get_watermark_offsets(tp, timeout=10)
-                lag += high - max(tp.offset, 0)
-            lags[name] = lag
-        finally:
-            consumer.close()
-    return lags
+    groups = consumer_groups(kafka, EmbedderSettings().model)
+    return {name: committed_lag(kafka, group, topics) for name, (group, topics) in groups.items()}
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -297,7 +273,7 @@ def expected(hostile_run: PipelineRun) -> Reference:
 def test_every_consumer_group_catches_up_within_a_minute(hostile_run: PipelineRun) -> None:
     late = {
         name: hostile_run.catch_up_s.get(name)
-        for name in ("processors", "embedder", "redis", "couchbase")
+        for name in ("processors", "embedder", "project-redis", "project-couchbase")
         if hostile_run.catch_up_s.get(name, CATCH_UP_S + 1) > CATCH_UP_S
     }
     assert not late, f"groups not at lag 0 within {CATCH_UP_S} s of the last event: {late}"
