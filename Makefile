@@ -97,6 +97,9 @@ test-integration: setup infra-up ## integration and end-to-end tests against rea
 	$(BIN)/pytest tests/integration tests/e2e
 
 test: setup lint typecheck infra-up ## everything CI runs: lint, types, unit, integration, e2e
+	@if $(SUPERVISORCTL) pid >/dev/null 2>&1; then \
+	  echo "stopping the running pipeline (make up): the tests use its metrics ports"; \
+	  $(SUPERVISORCTL) shutdown >/dev/null; fi
 	$(BIN)/pytest tests
 
 bench-produce: setup infra-up ## SDK producer vs bare confluent-kafka vs Kafka ProducerPerformance
