@@ -70,8 +70,9 @@ pipeline-up: setup ## start the pipeline's components under supervisor, which re
 	 else $(BIN)/supervisord -c $(SUPERVISOR_CONF); fi
 	@sleep 3; $(SUPERVISORCTL) status || true
 
-pipeline-down: ## stop the supervised components (services keep running)
-	-@if $(SUPERVISORCTL) pid >/dev/null 2>&1; then $(SUPERVISORCTL) shutdown; fi
+pipeline-down: ## stop the supervised components and wait for them (services keep running)
+	-@if $(SUPERVISORCTL) pid >/dev/null 2>&1; then $(SUPERVISORCTL) shutdown; \
+	  for i in $$(seq 60); do $(SUPERVISORCTL) pid >/dev/null 2>&1 || break; sleep 1; done; fi
 
 status: ## each supervised component's state, then the services' health
 	-@$(JOBTRAIL) status
@@ -99,7 +100,7 @@ test-integration: setup infra-up ## integration and end-to-end tests against rea
 test: setup lint typecheck infra-up ## everything CI runs: lint, types, unit, integration, e2e
 	@if $(SUPERVISORCTL) pid >/dev/null 2>&1; then \
 	  echo "stopping the running pipeline (make up): the tests use its metrics ports"; \
-	  $(SUPERVISORCTL) shutdown >/dev/null; fi
+	  $(MAKE) --no-print-directory pipeline-down >/dev/null; fi
 	$(BIN)/pytest tests
 
 bench-produce: setup infra-up ## SDK producer vs bare confluent-kafka vs Kafka ProducerPerformance

@@ -63,9 +63,10 @@ def serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
         try:
             urllib.request.urlopen(url + "/openapi.json", timeout=1).read()
             return process, url
-        except OSError:
-            assert process.poll() is None, "jobtrail serve exited"
-            assert time.monotonic() < deadline, "jobtrail serve did not answer"
+        except OSError as error:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise AssertionError(f"jobtrail serve did not answer: {error}") from error
             time.sleep(0.2)
 
 

@@ -81,3 +81,9 @@ def test_a_killed_component_is_restarted_and_status_reports_it(
     finally:
         subprocess.run([str(Path(sys.executable).parent / "supervisorctl"), "-c", str(conf),
                         "shutdown"], timeout=30, check=False)  # fmt: skip
+        pidfile = tmp_path / "d.pid"
+        deadline = time.monotonic() + 15
+        while pidfile.exists() and time.monotonic() < deadline:  # supervisord stops its children
+            time.sleep(0.2)
+        if pidfile.exists():  # shutdown did not get through: do not leave a daemon behind
+            os.killpg(int(pidfile.read_text()), signal.SIGKILL)
