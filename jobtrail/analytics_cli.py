@@ -23,10 +23,11 @@ if TYPE_CHECKING:
 def _queries() -> Queries:
     from jobtrail.queries import Queries
     from projections.redis import RedisStore
+    from streams.settings import KafkaSettings
 
     store = RedisStore()
     store.setup()
-    return Queries(store)
+    return Queries(store, KafkaSettings())
 
 
 def _rate(chance: Proportion) -> tuple[str, str]:

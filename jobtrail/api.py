@@ -20,6 +20,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobtrail import __version__
 from jobtrail.queries import (
+    DeadLetterCount,
     Job,
     JobNameDetail,
     JobNameSummary,
@@ -115,6 +116,10 @@ def create_api(queries: Queries, settings: ApiSettings) -> FastAPI:
         min_jobs: Annotated[int, Query(ge=1)] = 30,
     ) -> RetryCurve:
         return queries.retries(name, threshold, min_jobs)
+
+    @api.get("/dead-letters")
+    def dead_letters() -> list[DeadLetterCount]:
+        return queries.dead_letters()
 
     @api.get("/jobs/{job_id}")
     def job(job_id: str) -> Job:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from jobtrail import __version__, analytics_cli
+from jobtrail import __version__, analytics_cli, dlq_cli
 from jobtrail.errors import JobtrailError
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ topics_app = typer.Typer(
     help="Create and check the Kafka topics in the catalog.", no_args_is_help=True
 )
 app.add_typer(topics_app, name="topics")
+app.add_typer(dlq_cli.dlq_app, name="dlq")
 
 for _command in analytics_cli.COMMANDS:
     app.command()(_command)

@@ -17,6 +17,7 @@ from jobtrail.intervals import Proportion
 from jobtrail.retry_curve import DEFAULT_MIN_JOBS, DEFAULT_THRESHOLD, retry_curve
 from projections.model import JobView, NameView
 from projections.redis import RedisStore
+from streams.settings import KafkaSettings
 
 FINISHED = ("completed", "failed", "cancelled")
 
@@ -130,11 +131,29 @@ def _summary(name: str, view: NameView) -> JobNameSummary:
                           failure_rate=Rate.of(failure_rate(states)))  # fmt: skip
 
 
-class Queries:
-    """Every question the front ends ask, over the Redis read model."""
+class DeadLetterCount(BaseModel):
+    topic: str
+    letters: int
+    truncated: int = Field(description="letters whose value was cut to fit the DLQ")
+    by_reason: dict[str, int]
 
-    def __init__(self, store: RedisStore) -> None:
+
+class Queries:
+    """Every question the front ends ask, over the Redis read model (and, for dead letters, the
+    DLQ topics themselves)."""
+
+    def __init__(self, store: RedisStore, kafka: KafkaSettings) -> None:
         self.store = store
+        self.kafka = kafka
+
+    def dead_letters(self) -> list[DeadLetterCount]:
+        from streams.dead_letters import dlq_topics, summarize
+
+        return [
+            DeadLetterCount(topic=s.topic, letters=s.total, truncated=s.truncated,
+                            by_reason=dict(sorted(s.by_reason.items())))
+            for s in (summarize(self.kafka, topic) for topic in dlq_topics(self.kafka))
+        ]  # fmt: skip
 
     def job_names(self) -> list[JobNameSummary]:
         return [
