@@ -3,7 +3,8 @@
 JSON everywhere, OpenAPI at /openapi.json (docs at /docs). A missing job name or job is a 404 with
 the reason; a bad parameter is FastAPI's 422. With JOBTRAIL_API_TOKEN set, every route except
 /api/health wants `Authorization: Bearer <token>` (401 otherwise). /api/health answers 200 only
-when every dependency answers, else 503 with the reasons.
+when every dependency answers and every supervised component runs, else 503 with the reasons
+(jobtrail/health.py).
 
 No `from __future__ import annotations` here: FastAPI reads the routes' annotations at run time,
 and the auth dependency is local to `create_api`, where a string annotation could not find it.
@@ -15,10 +16,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobtrail import __version__
+from jobtrail.health import Health, check_health
 from jobtrail.queries import (
     DeadLetterCount,
     Job,
@@ -44,27 +46,6 @@ class ApiSettings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
-
-
-class Dependency(BaseModel):
-    name: str
-    healthy: bool
-    detail: str
-
-
-class Health(BaseModel):
-    healthy: bool
-    dependencies: list[Dependency]
-
-
-def check_health(queries: Queries) -> Health:
-    """Each dependency the API reads, asked now."""
-    try:
-        queries.store.client.ping()
-        redis = Dependency(name="redis", healthy=True, detail="answered")
-    except Exception as exc:  # any failure to answer is the answer
-        redis = Dependency(name="redis", healthy=False, detail=f"{type(exc).__name__}: {exc}")
-    return Health(healthy=redis.healthy, dependencies=[redis])
 
 
 def create_api(queries: Queries, settings: ApiSettings) -> FastAPI:

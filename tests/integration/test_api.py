@@ -71,7 +71,7 @@ def serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
 
 
 @pytest.fixture(scope="module")
-def server(redis_url: str) -> Iterator[Server]:
+def server(redis_url: str, kafka_bootstrap: str) -> Iterator[Server]:
     store = redis_store(redis_url)
     items = [(Position("job-events", 0, n), event) for n, event in enumerate(EVENTS)]
     generation = store.current_generation()
@@ -81,7 +81,7 @@ def server(redis_url: str) -> Iterator[Server]:
     for position, event in items:
         fold.apply(event, position)
     env = {"JOBTRAIL_REDIS_URL": redis_url, "JOBTRAIL_REDIS_PREFIX": store.settings.prefix,
-           "JOBTRAIL_API_TOKEN": TOKEN}  # fmt: skip
+           "JOBTRAIL_API_TOKEN": TOKEN, "JOBTRAIL_BOOTSTRAP_SERVERS": kafka_bootstrap}  # fmt: skip
     process, url = serve(env)
     try:
         yield Server(url, fold.normalized())
@@ -167,7 +167,14 @@ def test_the_token_guards_every_route_but_health(server: Server) -> None:
     assert get(server.url + "/api/job-names", token="wrong")[0] == 401
     assert get(server.url + "/api/jobs/x", token=None)[0] == 401
     status, health = get(server.url + "/api/health", token=None)
-    assert (status, health["healthy"]) == (200, True)
+    assert (status, health["healthy"]) == (200, True), health
+    assert [d["name"] for d in health["dependencies"]] == ["redis", "kafka"]
+    assert {c["name"] for c in health["components"]} >= {
+        "processors",
+        "embedder",
+        "project-redis",
+        "project-couchbase",
+    }
     status, schema = get(server.url + "/openapi.json", token=None)
     assert status == 200
     assert "/api/job-names/{name}/retries" in schema["paths"]
@@ -185,14 +192,30 @@ def test_without_a_token_the_routes_are_open(redis_url: str) -> None:
         process.wait(10)
 
 
-def test_redis_down_is_a_503_with_the_reason() -> None:
+def test_redis_down_is_a_503_with_the_reason(kafka_bootstrap: str) -> None:
     process, url = serve({"JOBTRAIL_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
-                          "JOBTRAIL_REDIS_TIMEOUT_S": "1"})  # fmt: skip
+                          "JOBTRAIL_REDIS_TIMEOUT_S": "1",
+                          "JOBTRAIL_BOOTSTRAP_SERVERS": kafka_bootstrap})  # fmt: skip
     try:
         status, health = get(url + "/api/health", token=None)
         assert (status, health["healthy"]) == (503, False)
-        [redis] = health["dependencies"]
-        assert redis["name"] == "redis" and "Connection" in redis["detail"]
+        deps = {d["name"]: d for d in health["dependencies"]}
+        assert deps["kafka"]["healthy"] and not deps["redis"]["healthy"]
+        assert "Connection" in deps["redis"]["detail"]
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_kafka_down_is_a_503_with_the_reason(redis_url: str) -> None:
+    process, url = serve({"JOBTRAIL_REDIS_URL": redis_url,
+                          "JOBTRAIL_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}"})  # fmt: skip
+    try:
+        status, health = get(url + "/api/health", token=None)
+        assert (status, health["healthy"]) == (503, False)
+        deps = {d["name"]: d for d in health["dependencies"]}
+        assert deps["redis"]["healthy"] and not deps["kafka"]["healthy"]
+        assert "did not answer" in deps["kafka"]["detail"]
     finally:
         process.terminate()
         process.wait(10)

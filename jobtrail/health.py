@@ -1,0 +1,84 @@
+"""What /api/health answers: each dependency, asked now, and each pipeline component with its
+consumer group's committed lag and, under `make up`, its supervised process.
+
+Healthy means: every dependency answers, and every supervised component is RUNNING. Lag is
+reported, not judged: a component catching up after a restart is busy, not broken.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from jobtrail.errors import JobtrailError
+from jobtrail.pipeline import consumer_groups, supervised
+from jobtrail.queries import Queries
+from streams.lag import committed_lag
+from streams.settings import KafkaSettings
+
+HEALTH_TIMEOUT_S = 3.0  # a health check that waits longer than this is itself the problem
+
+
+class Dependency(BaseModel):
+    name: str
+    healthy: bool
+    detail: str
+
+
+class Component(BaseModel):
+    name: str
+    healthy: bool
+    process: str | None  # the supervised process's state and detail; null when not supervised
+    consumer_lag: int | None  # null: no consumer group, or its topics do not exist yet
+
+
+class Health(BaseModel):
+    healthy: bool
+    dependencies: list[Dependency]
+    components: list[Component]
+
+
+def check_health(queries: Queries) -> Health:
+    kafka = queries.kafka.model_copy(update={"connect_timeout_s": HEALTH_TIMEOUT_S})
+    dependencies = [_redis(queries), _kafka(kafka)]
+    components = _components(kafka) if dependencies[1].healthy else []
+    healthy = all(d.healthy for d in dependencies) and all(c.healthy for c in components)
+    return Health(healthy=healthy, dependencies=dependencies, components=components)
+
+
+def _redis(queries: Queries) -> Dependency:
+    try:
+        queries.store.client.ping()
+    except Exception as exc:  # any failure to answer is the answer
+        return Dependency(name="redis", healthy=False, detail=f"{type(exc).__name__}: {exc}")
+    return Dependency(name="redis", healthy=True, detail="answered")
+
+
+def _kafka(kafka: KafkaSettings) -> Dependency:
+    from confluent_kafka.admin import AdminClient
+
+    from streams.kafka_config import admin_config
+    from streams.metadata import fetch_metadata
+
+    try:
+        fetch_metadata(AdminClient(admin_config(kafka)), kafka)
+    except JobtrailError as exc:
+        return Dependency(name="kafka", healthy=False, detail=str(exc))
+    return Dependency(name="kafka", healthy=True, detail="answered")
+
+
+def _components(kafka: KafkaSettings) -> list[Component]:
+    from processors.embedding.settings import EmbedderSettings
+
+    groups = consumer_groups(kafka, EmbedderSettings().model)
+    processes = {p.name: p for p in supervised() or []}
+    components = []
+    for name in sorted(set(groups) | set(processes)):
+        process = processes.get(name)
+        lag = committed_lag(kafka, *groups[name]) if name in groups else None
+        components.append(Component(
+            name=name,
+            healthy=process is None or process.state == "RUNNING",
+            process=None if process is None else f"{process.state}: {process.description}",
+            consumer_lag=lag,
+        ))  # fmt: skip
+    return components
