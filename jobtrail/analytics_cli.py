@@ -17,7 +17,7 @@ from jobtrail.errors import JobtrailError
 from jobtrail.intervals import Proportion
 
 if TYPE_CHECKING:
-    from jobtrail.queries import Queries
+    from jobtrail.queries import Queries, Rate
 
 
 def _queries() -> Queries:
@@ -30,7 +30,8 @@ def _queries() -> Queries:
     return Queries(store, KafkaSettings())
 
 
-def _rate(chance: Proportion) -> tuple[str, str]:
+def _rate(chance: Proportion | Rate) -> tuple[str, str]:
+    """A rate and its interval as table cells (a Proportion, or the query layer's Rate)."""
     interval = chance.interval
     return (
         "-" if chance.rate is None else f"{chance.rate:.3f}",
@@ -54,7 +55,7 @@ def retries(
     for point in curve.points:
         success = point.success
         table.add_row(str(point.failed_at_least), str(success.total), str(success.hits),
-                      *_rate(Proportion(success.hits, success.total)))  # fmt: skip
+                      *_rate(success))  # fmt: skip
     out = Console()
     out.print(table)
     limit = curve.suggested_limit

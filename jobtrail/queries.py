@@ -162,7 +162,7 @@ class Queries:
         ]
 
     def job_name(self, name: str) -> JobNameDetail:
-        view = self.store.name_view(self._require(name), with_jobs=False)
+        view = self._view(name)
         latest = view.latest
         return JobNameDetail(
             **_summary(name, view).model_dump(),
@@ -175,14 +175,14 @@ class Queries:
         )
 
     def jobs(self, name: str, page: int, size: int) -> JobsPage:
-        summary = _summary(name, self.store.name_view(self._require(name), with_jobs=False))
+        summary = _summary(name, self._view(name))
         return JobsPage(name=name, page=page, size=size, total=summary.jobs,
                         job_ids=self.store.jobs_page(name, page, size))  # fmt: skip
 
     def retries(
         self, name: str, threshold: float = DEFAULT_THRESHOLD, min_jobs: int = DEFAULT_MIN_JOBS
     ) -> RetryCurve:
-        view = self.store.name_view(self._require(name), with_jobs=False)
+        view = self._view(name)
         curve = retry_curve(view.retries, threshold=threshold, min_jobs=min_jobs)
         return RetryCurve(
             name=name, threshold=threshold, min_jobs=min_jobs,
@@ -197,7 +197,8 @@ class Queries:
             raise NotFoundError(f"no job {job_id!r} in the read model")
         return Job.of(view)
 
-    def _require(self, name: str) -> str:
+    def _view(self, name: str) -> NameView:
+        """A job name's counters (not its job index); NotFoundError for a name never seen."""
         if name not in self.store.job_names():
             raise NotFoundError(f"no job name {name!r} in the read model")
-        return name
+        return self.store.name_view(name, with_jobs=False)
