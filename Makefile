@@ -10,7 +10,7 @@ DEMO_RATE ?= 0
 .DEFAULT_GOAL := help
 .PHONY: help setup infra-install infra-up infra-down infra-status infra-logs topics demo up down catch-up pipeline-up pipeline-down status \
         test test-unit test-integration lint format typecheck bench-produce bench-projections \
-        bench-processors bench-embed embed processors project-redis project-couchbase rebuild-redis rebuild-couchbase stats fingerprint-accuracy dashboards clean
+        bench-processors bench-embed embed processors project-redis project-couchbase project-analytics rebuild-redis rebuild-couchbase rebuild-analytics stats fingerprint-accuracy dashboards clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -62,6 +62,7 @@ catch-up: setup ## run each stage once over what the topics hold (each stops onc
 	$(JOBTRAIL) embed --idle-stop-s 5
 	$(JOBTRAIL) project redis --idle-stop-s 3
 	$(JOBTRAIL) project couchbase --idle-stop-s 3
+	$(JOBTRAIL) project analytics --idle-stop-s 3
 	$(JOBTRAIL) stats
 
 pipeline-up: setup ## start the pipeline's components under supervisor, which restarts any that exits
@@ -133,11 +134,17 @@ project-redis: setup ## run the Redis projection (until Ctrl-C)
 project-couchbase: setup ## run the Couchbase projection (until Ctrl-C)
 	$(JOBTRAIL) project couchbase
 
+project-analytics: setup ## run the analytics projection (until Ctrl-C)
+	$(JOBTRAIL) project analytics
+
 rebuild-redis: setup ## rebuild the Redis read model from the log
 	$(JOBTRAIL) rebuild redis
 
 rebuild-couchbase: setup ## rebuild the Couchbase read model from the log
 	$(JOBTRAIL) rebuild couchbase
+
+rebuild-analytics: setup ## rebuild the analytics read model from the topics
+	$(JOBTRAIL) rebuild analytics
 
 stats: setup ## job statistics from the Redis read model
 	$(JOBTRAIL) stats

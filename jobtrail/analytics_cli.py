@@ -1,8 +1,8 @@
 """The analytics and operations commands of the `jobtrail` CLI: retry and concurrency curves,
-the HTTP API, the pipeline's status.
+errors, stuck jobs, queues, jobs and their history, the HTTP API, the pipeline's status.
 
-Each prints a table of the same curve the query functions compute (jobtrail/retry_curve.py,
-jobtrail/concurrency_curve.py); the CLI module registers them.
+Each prints what the query layer answers (jobtrail/queries.py, jobtrail/analytics_queries.py),
+the same answers the HTTP API serves; the CLI module registers them.
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from jobtrail.errors import JobtrailError
 from jobtrail.intervals import Proportion
 
 if TYPE_CHECKING:
+    from jobtrail.analytics_queries import AnalyticsQueries, Quantiles
     from jobtrail.queries import Queries, Rate
+    from projections.couchbase import CouchbaseStore
 
 
 def _queries() -> Queries:
@@ -27,7 +29,22 @@ def _queries() -> Queries:
 
     store = RedisStore()
     store.setup()
-    return Queries(store, KafkaSettings())
+    return Queries(store, KafkaSettings(), _couchbase_store)
+
+
+def _couchbase_store() -> CouchbaseStore:
+    from projections.couchbase import CouchbaseStore
+
+    return CouchbaseStore()
+
+
+def _analytics() -> AnalyticsQueries:
+    from jobtrail.analytics_queries import AnalyticsQueries
+    from projections.analytics.redis_store import AnalyticsRedisStore
+
+    store = AnalyticsRedisStore()
+    store.setup()
+    return AnalyticsQueries(store)
 
 
 def _rate(chance: Proportion | Rate) -> tuple[str, str]:
@@ -68,38 +85,105 @@ def concurrency(
     worker: Annotated[
         str | None, typer.Option(help="A worker instead of a job name: its load of any job.")
     ] = None,
-    max_level: Annotated[int, typer.Option(help="Levels above this share one bucket.")] = 32,
 ) -> None:
     """Failure rate against the number of attempts running at once (of the job name anywhere,
-    or on the worker), with 95% intervals and the baseline of attempts that ran alone; folded
-    from the attempt-outcomes topic."""
-    from jobtrail.concurrency_curve import concurrency_curve
-    from projections.concurrency import ConcurrencyModel
-    from schemas.derived import decode_attempt_outcome
-    from streams.reader import read_to_end
-    from streams.settings import KafkaSettings
-    from streams.topics import topic_catalog
-
+    or on the worker), with 95% intervals and the baseline of attempts that ran alone (analytics
+    read model)."""
     if (name is None) == (worker is None):
         raise JobtrailError("name a job name or a --worker (one of them)")
-    kafka = KafkaSettings()
-    topic = topic_catalog(kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
-    model = ConcurrencyModel(max_level)
-    for message in read_to_end(kafka, topic.attempt_outcomes.name):
-        model.apply(decode_attempt_outcome(message.value() or b""))
-    table_of, key = (model.by_worker, worker) if worker else (model.by_job_name, name)
-    if key not in table_of:
-        raise JobtrailError(f"no attempt outcomes for {key!r} (run the processors first)")
-    curve = concurrency_curve(table_of[key], model.max_level)
+    curve = _analytics().concurrency(job_name=name, worker=worker)
     table = Table("running at once", "attempts", "failed", "failure rate", "95% interval")
-    for point in curve.points:
-        table.add_row(point.label, str(point.failure.total), str(point.failure.hits),
-                      *_rate(point.failure))  # fmt: skip
+    for point in curve.levels:
+        rate = point.failure_rate
+        table.add_row(point.label, str(rate.total), str(rate.hits), *_rate(rate))
     out = Console()
     out.print(table)
     base = curve.baseline
-    alone = "none ran alone" if base is None else f"{_rate(base.failure)[0]} when it ran alone"
+    alone = "none ran alone" if base is None else f"{_rate(base.failure_rate)[0]} when it ran alone"
     out.print(f"overall failure rate {_rate(curve.overall)[0]}; baseline: {alone}")
+
+
+def errors(
+    page: Annotated[int, typer.Option(help="Page number, from 0.")] = 0,
+    size: Annotated[int, typer.Option(help="Errors per page.")] = 20,
+) -> None:
+    """Distinct errors (fingerprints), most frequent first: count, last seen, job names, template
+    (analytics read model). `jobtrail error FINGERPRINT` shows one in full."""
+    answer = _analytics().errors(page, size)
+    table = Table("fingerprint", "count", "last seen", "job names", "template")
+    for error in answer.errors:
+        last = "-" if error.last_seen is None else error.last_seen.isoformat(timespec="seconds")
+        table.add_row(error.fingerprint[:12], str(error.count), last,
+                      ", ".join(error.job_names), error.template[:80])  # fmt: skip
+    out = Console()
+    out.print(table)
+    out.print(f"{answer.total} distinct errors; page {page} of size {size}")
+
+
+def error(
+    fingerprint: Annotated[str, typer.Argument(help="The error's fingerprint (sha256).")],
+    vectors: Annotated[bool, typer.Option(help="Include each model's vector.")] = False,
+) -> None:
+    """One error as JSON: template, sample, counts, job names, latest jobs, embedding models."""
+    print(_analytics().error(fingerprint, vectors=vectors).model_dump_json(indent=2))
+
+
+def gaps(
+    limit: Annotated[int, typer.Option(help="List at most this many.")] = 50,
+) -> None:
+    """Stuck jobs: queued, active or retrying for longer than their job name's threshold, and
+    stalled ones, aged in event time against the log's progress (analytics read model;
+    thresholds: JOBTRAIL_GAPS_*)."""
+    answer = _analytics().gaps(limit)
+    table = Table("job", "job name", "state", "since", "age (s)", "threshold (s)", "why")
+    for job in answer.jobs:
+        table.add_row(job.job_id, job.job_name, job.state, job.since.isoformat(timespec="seconds"),
+                      f"{job.age_s:,.0f}", "-" if job.threshold_s is None else
+                      f"{job.threshold_s:,.0f}", job.reason)  # fmt: skip
+    out = Console()
+    out.print(table)
+    progress = "-" if answer.progress is None else answer.progress.isoformat(timespec="seconds")
+    out.print(f"{len(answer.jobs)} stuck of {answer.open_jobs} open jobs; log progress {progress}")
+
+
+def queues() -> None:
+    """Per queue and job name: jobs waiting, active, completed and failed, throughput, and
+    p50/p95/p99 of waiting and run time (analytics read model)."""
+    table = Table("queue", "job name", "waiting", "active", "completed", "failed", "per min",
+                  "wait p50/p95/p99 ms", "run p50/p95/p99 ms")  # fmt: skip
+    for row in _analytics().queues():
+        table.add_row(row.queue or "-", row.job_name, str(row.waiting), str(row.active),
+                      str(row.completed), str(row.failed), f"{row.throughput_per_min:.1f}",
+                      _quantiles(row.waiting_time_ms), _quantiles(row.run_time_ms))  # fmt: skip
+    Console().print(table)
+
+
+def _quantiles(q: Quantiles) -> str:
+    return "/".join("-" if v is None else f"{v:,}" for v in (q.p50, q.p95, q.p99))
+
+
+def jobs(
+    name: Annotated[str, typer.Argument(help="A job name.")],
+    page: Annotated[int, typer.Option(help="Page number, from 0.")] = 0,
+    size: Annotated[int, typer.Option(help="Jobs per page.")] = 20,
+    state: Annotated[str | None, typer.Option(help="Only jobs now in this state.")] = None,
+) -> None:
+    """Job ids of one job name from the Redis read model, newest first."""
+    for job_id in _queries().jobs(name, page, size, state).job_ids:
+        print(job_id)
+
+
+def job(
+    job_id: Annotated[str, typer.Argument(help="The job id.")],
+    history: Annotated[
+        bool, typer.Option(help="Every event and attempt, from the Couchbase job document.")
+    ] = False,
+) -> None:
+    """One job as JSON: its state and counters (Redis), or with --history its events and
+    attempts with durations, workers and errors (Couchbase)."""
+    queries = _queries()
+    answer = queries.history(job_id) if history else queries.job(job_id)
+    print(answer.model_dump_json(indent=2))
 
 
 def serve(
@@ -113,7 +197,7 @@ def serve(
     from jobtrail.api import ApiSettings, create_api
 
     settings = ApiSettings()
-    app = create_api(_queries(), settings)
+    app = create_api(_queries(), _analytics(), settings)
     uvicorn.run(app, host=host or settings.host, port=port if port is not None else settings.port,
                 log_level="warning")  # fmt: skip
 
@@ -148,4 +232,4 @@ def status() -> None:
         raise typer.Exit(1)
 
 
-COMMANDS = (retries, concurrency, serve, status)
+COMMANDS = (retries, concurrency, errors, error, gaps, queues, jobs, job, serve, status)

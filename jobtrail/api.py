@@ -20,17 +20,30 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobtrail import __version__
+from jobtrail.analytics_queries import (
+    AnalyticsQueries,
+    ConcurrencyAnswer,
+    ErrorDetail,
+    ErrorsPage,
+    GapsAnswer,
+    NotInModelError,
+    QueueAnswer,
+)
 from jobtrail.health import Health, check_health
+from jobtrail.job_history import JobHistory
 from jobtrail.queries import (
     DeadLetterCount,
     Job,
     JobNameDetail,
     JobNameSummary,
     JobsPage,
+    NotConfiguredError,
     NotFoundError,
     Queries,
     RetryCurve,
 )
+from projections.model import JobState
+from projections.ports import StoreUnavailableError
 
 
 class ApiSettings(BaseSettings):
@@ -48,7 +61,7 @@ class ApiSettings(BaseSettings):
         return None if value == "" else value
 
 
-def create_api(queries: Queries, settings: ApiSettings) -> FastAPI:
+def create_api(queries: Queries, analytics: AnalyticsQueries, settings: ApiSettings) -> FastAPI:
     app = FastAPI(title="jobtrail", version=__version__,
                   description="Background-job analytics from the jobtrail read models")  # fmt: skip
     bearer = HTTPBearer(auto_error=False)
@@ -64,8 +77,17 @@ def create_api(queries: Queries, settings: ApiSettings) -> FastAPI:
                                 headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
 
     @app.exception_handler(NotFoundError)
-    def not_found(_: Request, exc: NotFoundError) -> JSONResponse:
+    @app.exception_handler(NotInModelError)
+    def not_found(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(NotConfiguredError)
+    def not_configured(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=501)
+
+    @app.exception_handler(StoreUnavailableError)
+    def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": f"a read model did not answer: {exc}"}, status_code=503)
 
     @app.get("/api/health", response_model=Health, responses={503: {"model": Health}})
     def health() -> JSONResponse:
@@ -87,8 +109,9 @@ def create_api(queries: Queries, settings: ApiSettings) -> FastAPI:
         name: str,
         page: Annotated[int, Query(ge=0, description="from 0, newest first")] = 0,
         size: Annotated[int, Query(ge=1, le=500)] = 50,
+        state: Annotated[JobState | None, Query(description="only jobs now in it")] = None,
     ) -> JobsPage:
-        return queries.jobs(name, page, size)
+        return queries.jobs(name, page, size, None if state is None else state.value)
 
     @api.get("/job-names/{name}/retries")
     def retries(
@@ -98,6 +121,36 @@ def create_api(queries: Queries, settings: ApiSettings) -> FastAPI:
     ) -> RetryCurve:
         return queries.retries(name, threshold, min_jobs)
 
+    @api.get("/job-names/{name}/concurrency")
+    def name_concurrency(name: str) -> ConcurrencyAnswer:
+        return analytics.concurrency(job_name=name)
+
+    @api.get("/workers/{worker}/concurrency")
+    def worker_concurrency(worker: str) -> ConcurrencyAnswer:
+        return analytics.concurrency(worker=worker)
+
+    @api.get("/errors")
+    def errors(
+        page: Annotated[int, Query(ge=0, description="from 0, most frequent first")] = 0,
+        size: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> ErrorsPage:
+        return analytics.errors(page, size)
+
+    @api.get("/errors/{fingerprint}")
+    def error(
+        fingerprint: str,
+        vectors: Annotated[bool, Query(description="include each model's vector")] = False,
+    ) -> ErrorDetail:
+        return analytics.error(fingerprint, vectors=vectors)
+
+    @api.get("/gaps")
+    def gaps(limit: Annotated[int, Query(ge=1, le=10_000)] = 500) -> GapsAnswer:
+        return analytics.gaps(limit)
+
+    @api.get("/queues")
+    def queues() -> list[QueueAnswer]:
+        return analytics.queues()
+
     @api.get("/dead-letters")
     def dead_letters() -> list[DeadLetterCount]:
         return queries.dead_letters()
@@ -105,6 +158,10 @@ def create_api(queries: Queries, settings: ApiSettings) -> FastAPI:
     @api.get("/jobs/{job_id}")
     def job(job_id: str) -> Job:
         return queries.job(job_id)
+
+    @api.get("/jobs/{job_id}/history")
+    def history(job_id: str) -> JobHistory:
+        return queries.history(job_id)
 
     app.include_router(api)
     return app

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -297,7 +297,7 @@ def embed(
 
 @app.command()
 def project(
-    store: Annotated[str, typer.Argument(help="redis or couchbase")],
+    store: Annotated[str, typer.Argument(help="redis, couchbase or analytics")],
     idle_stop_s: Annotated[
         float, typer.Option(help="Stop after this long without new events (0: run forever).")
     ] = 0.0,
@@ -305,22 +305,27 @@ def project(
         int, typer.Option(envvar="JOBTRAIL_METRICS_PORT", help="Prometheus port (0: off).")
     ] = 0,
 ) -> None:
-    """Run a projection: fold job events into the Redis or Couchbase read model."""
+    """Run a projection: fold job events into the Redis or Couchbase read model, or job events,
+    attempt outcomes and error vectors into the analytics model (Redis)."""
     import signal
 
     from projections.metrics import ProjectorMetrics
     from projections.projector import Projector
-    from projections.stores import StoreKind, open_store
+    from projections.stores import METRICS_PORTS, StoreKind, open_projection
     from streams.metrics import serve_metrics
+    from streams.settings import KafkaSettings
 
     kind = StoreKind(store)
-    projector = Projector(open_store(kind), metrics=ProjectorMetrics.create())
-    port = metrics_port or {StoreKind.REDIS: 8002, StoreKind.COUCHBASE: 8003}[kind]
+    kafka = KafkaSettings()
+    opened = open_projection(kind, kafka)
+    projector = Projector(opened.store, kafka, metrics=ProjectorMetrics.create(),
+                          source=opened.source)  # fmt: skip
+    port = metrics_port or METRICS_PORTS[kind]
     serve_metrics(port)
     signal.signal(signal.SIGTERM, lambda *_: projector.stopping.set())
     projector.start()
-    console.print(f"projecting {projector.topic} into {kind} (group {projector.group_id});"
-                  f" metrics on :{port}")  # fmt: skip
+    console.print(f"projecting {', '.join(opened.source.topics)} into {kind}"
+                  f" (group {projector.group_id}); metrics on :{port}")  # fmt: skip
     try:
         stats = projector.run(idle_stop_s=idle_stop_s or None)
     except KeyboardInterrupt:
@@ -335,7 +340,7 @@ def project(
 
 @app.command()
 def rebuild(
-    store: Annotated[str, typer.Argument(help="redis or couchbase")],
+    store: Annotated[str, typer.Argument(help="redis, couchbase or analytics")],
     status: Annotated[
         bool,
         typer.Option("--status", help="Say what exists (generations, rebuilds); change nothing."),
@@ -345,17 +350,19 @@ def rebuild(
     ] = False,
     batch_size: Annotated[int, typer.Option(help="Records per store batch.")] = 5000,
 ) -> None:
-    """Replay job-events into a fresh generation, then switch readers to it atomically.
+    """Replay the projection's topics into a fresh generation, then switch readers to it.
 
     A rebuild killed mid-way leaves a marker in the store: the next one resumes it from the
     offsets the store recorded (or drops it, with --fresh); store outages are waited out.
     """
     from projections.rebuild import rebuild as run_rebuild
-    from projections.stores import StoreKind, open_store
+    from projections.stores import StoreKind, open_projection
+    from streams.settings import KafkaSettings
 
-    opened = open_store(StoreKind(store))
+    kafka = KafkaSettings()
+    opened = open_projection(StoreKind(store), kafka)
     if status:
-        _print_rebuild_status(opened)
+        _print_rebuild_status(opened.store, opened.source.topics)
         return
     with Progress(
         TextColumn("rebuild"), BarColumn(), MofNCompleteColumn(), TextColumn("records"),
@@ -363,7 +370,9 @@ def rebuild(
     ) as progress:  # fmt: skip
         task = progress.add_task("rebuild", total=None)
         report = run_rebuild(
-            opened,
+            opened.store,
+            kafka,
+            source=opened.source,
             batch_size=batch_size,
             resume=not fresh,
             on_progress=lambda done, total: progress.update(task, completed=done, total=total),
@@ -382,11 +391,11 @@ def rebuild(
     )
 
 
-def _print_rebuild_status(store: ProjectionStore) -> None:
+def _print_rebuild_status(store: ProjectionStore[Any], topics: list[str]) -> None:
     from projections.rebuild_status import rebuild_status
     from streams.settings import KafkaSettings
 
-    report = rebuild_status(store, KafkaSettings())
+    report = rebuild_status(store, KafkaSettings(), topics=topics)
     out = Console()
     out.print(f"store {report.store}: readers use generation {report.current}")
     table = Table("generation", "role", "partitions", "applied records", "behind the log end")
@@ -438,37 +447,6 @@ def stats(
             " ".join("-" if c is None else f"{c:.2f}" for c in chances),
         )
     Console().print(table)
-
-
-@app.command()
-def jobs(
-    name: Annotated[str, typer.Argument(help="A job name.")],
-    page: Annotated[int, typer.Option(help="Page number, from 0.")] = 0,
-    size: Annotated[int, typer.Option(help="Jobs per page.")] = 20,
-) -> None:
-    """Job ids of one job name from the Redis read model, newest first."""
-    from projections.redis import RedisStore
-
-    store = RedisStore()
-    store.setup()
-    for job_id in store.jobs_page(name, page, size):
-        print(job_id)
-
-
-@app.command()
-def job(job_id: Annotated[str, typer.Argument(help="The job id.")]) -> None:
-    """One job from the Redis read model, as JSON."""
-    import dataclasses
-
-    from projections.redis import RedisStore
-
-    store = RedisStore()
-    store.setup()
-    view = store.job(job_id)
-    if view is None:
-        console.print(f"no job {job_id} in the read model")
-        raise typer.Exit(1)
-    print(json.dumps(dataclasses.asdict(view), indent=2))
 
 
 if __name__ == "__main__":

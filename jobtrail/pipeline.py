@@ -28,6 +28,10 @@ def consumer_groups(kafka: KafkaSettings, model: str) -> dict[str, tuple[str, li
         "embedder": (embedder_group(kafka, model), [catalog.vectorize_requests.name]),
         "project-redis": (f"{kafka.topic_prefix}projection-redis", job_events),
         "project-couchbase": (f"{kafka.topic_prefix}projection-couchbase", job_events),
+        "project-analytics": (
+            f"{kafka.topic_prefix}projection-analytics",
+            job_events + [catalog.attempt_outcomes.name, catalog.error_vectors.name],
+        ),
     }
 
 

@@ -7,23 +7,32 @@ Network I/O happens in the store's setup, never here at import or construction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
 from jobtrail.errors import JobtrailError
 from jobtrail.intervals import Proportion
+from jobtrail.job_history import JobHistory, history_of
 from jobtrail.retry_curve import DEFAULT_MIN_JOBS, DEFAULT_THRESHOLD, retry_curve
 from projections.model import JobView, NameView
 from projections.redis import RedisStore
 from streams.settings import KafkaSettings
+
+if TYPE_CHECKING:
+    from projections.couchbase import CouchbaseStore
 
 FINISHED = ("completed", "failed", "cancelled")
 
 
 class NotFoundError(JobtrailError):
     """The read model has no such job name or job."""
+
+
+class NotConfiguredError(JobtrailError):
+    """The question needs a read model this deployment does not have."""
 
 
 def _at(ms: int) -> datetime:
@@ -69,6 +78,7 @@ class JobsPage(BaseModel):
     name: str
     page: int
     size: int
+    state: str | None = Field(description="only jobs now in this state; null: all")
     total: int
     job_ids: list[str] = Field(description="newest first")
 
@@ -142,9 +152,17 @@ class Queries:
     """Every question the front ends ask, over the Redis read model (and, for dead letters, the
     DLQ topics themselves)."""
 
-    def __init__(self, store: RedisStore, kafka: KafkaSettings) -> None:
+    def __init__(
+        self,
+        store: RedisStore,
+        kafka: KafkaSettings,
+        couchbase: Callable[[], CouchbaseStore] | None = None,
+    ) -> None:
         self.store = store
         self.kafka = kafka
+        # Opened on first use: a Couchbase that is down fails the history question only.
+        self._open_couchbase = couchbase
+        self._couchbase: CouchbaseStore | None = None
 
     def dead_letters(self) -> list[DeadLetterCount]:
         from streams.dead_letters import dlq_topics, summarize
@@ -174,10 +192,11 @@ class Queries:
             ),
         )
 
-    def jobs(self, name: str, page: int, size: int) -> JobsPage:
+    def jobs(self, name: str, page: int, size: int, state: str | None = None) -> JobsPage:
         summary = _summary(name, self._view(name))
-        return JobsPage(name=name, page=page, size=size, total=summary.jobs,
-                        job_ids=self.store.jobs_page(name, page, size))  # fmt: skip
+        total = summary.jobs if state is None else summary.states.get(state, 0)
+        return JobsPage(name=name, page=page, size=size, state=state, total=total,
+                        job_ids=self.store.jobs_page(name, page, size, state))  # fmt: skip
 
     def retries(
         self, name: str, threshold: float = DEFAULT_THRESHOLD, min_jobs: int = DEFAULT_MIN_JOBS
@@ -196,6 +215,19 @@ class Queries:
         if view is None:
             raise NotFoundError(f"no job {job_id!r} in the read model")
         return Job.of(view)
+
+    def history(self, job_id: str) -> JobHistory:
+        """Every event the Couchbase job document keeps, and the attempts derived from them."""
+        if self._couchbase is None:
+            if self._open_couchbase is None:
+                raise NotConfiguredError("a job's history is read from the Couchbase projection")
+            store = self._open_couchbase()
+            store.setup()
+            self._couchbase = store
+        document = self._couchbase.job_document(job_id, self._couchbase.current_generation())
+        if document is None:
+            raise NotFoundError(f"no job {job_id!r} in the Couchbase read model")
+        return history_of(document)
 
     def _view(self, name: str) -> NameView:
         """A job name's counters (not its job index); NotFoundError for a name never seen."""

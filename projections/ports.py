@@ -16,15 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from jobtrail.errors import JobtrailError
 from projections.model import Gap, Position, ReadModel
 from schemas.job_event import JobEvent
 
-# One log record to apply: its position, and the event (None when it could not be decoded: the
-# position still counts as applied, so the projection moves past it).
-Item = tuple[Position, JobEvent | None]
+# One log record to apply: its position, and the record (None when it could not be decoded or
+# breaks the contract: the position still counts as applied, so the projection moves past it).
+R_contra = TypeVar("R_contra", contravariant=True)
+Item = tuple[Position, JobEvent | None]  # the job read model's items
 
 
 class StaleGenerationError(JobtrailError):
@@ -88,7 +89,10 @@ class Done:
         return self._result
 
 
-class ProjectionStore(Protocol):
+class ProjectionStore(Protocol[R_contra]):
+    """A read model in generations, fed records of type R_contra (job events for the job read
+    model; the analytics model takes job events, attempt outcomes and error vectors)."""
+
     name: str
 
     def setup(self) -> None:
@@ -117,7 +121,7 @@ class ProjectionStore(Protocol):
 
     def apply_batch(
         self,
-        items: Sequence[Item],
+        items: Sequence[tuple[Position, R_contra | None]],
         generation: int,
         *,
         check_current: bool = True,
@@ -133,7 +137,7 @@ class ProjectionStore(Protocol):
 
     def submit_batch(
         self,
-        items: Sequence[Item],
+        items: Sequence[tuple[Position, R_contra | None]],
         generation: int,
         *,
         check_current: bool = True,
@@ -142,6 +146,10 @@ class ProjectionStore(Protocol):
         """Starts `apply_batch(items, generation, ...)`; returns at once when the store can work
         in parallel with the caller (which decodes the next batch meanwhile)."""
         ...
+
+
+class JobEventStore(ProjectionStore[JobEvent], Protocol):
+    """A store of the job read model (projections/model.py)."""
 
     def snapshot(self, generation: int) -> ReadModel:
         """The whole read model of a generation (for tests, comparisons and small models)."""

@@ -1,4 +1,4 @@
-"""The projector: a consumer group member that folds job events into a read-model store.
+"""The projector: a consumer group member that folds a source's records into a read-model store.
 
 Where it resumes is read from the store (the offsets each generation applied), not from the
 group's committed offsets, so a crash between the store write and the Kafka commit, a rebalance or
@@ -21,21 +21,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Generic, TypeVar, cast
 
 import structlog
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
-from jobtrail.errors import SchemaError
-from processors.validation import ContractLimits, violation
 from projections.metrics import ProjectorMetrics
 from projections.model import Position
 from projections.ports import (
     BatchResult,
-    Item,
     PendingBatch,
     ProjectionStore,
     StaleGenerationError,
@@ -44,63 +40,15 @@ from projections.ports import (
     StoreUnavailableError,
 )
 from projections.settings import ProjectorSettings
-from schemas.codec import JobEventCodec, create_codec
+from projections.sources import Decoded, JobEventSource, RecordSource
 from streams.consumer import next_offsets
 from streams.kafka_config import consumer_config
 from streams.metadata import fetch_metadata
 from streams.settings import KafkaSettings
-from streams.topics import topic_catalog
 
 log = structlog.get_logger("jobtrail.projector")
 T = TypeVar("T")
-
-
-@dataclass(slots=True)
-class Decoded:
-    """A batch of log records as store items. Undecodable records and events that break the
-    contract become position-only items (the processors' DLQ reports them; the projection just
-    moves past)."""
-
-    items: list[Item]
-    undecodable: int = 0
-    rejected: Counter[str] = field(default_factory=Counter)  # contract violation reason -> events
-
-    @property
-    def skipped(self) -> int:
-        return self.undecodable + self.rejected.total()
-
-
-def decode_batch(
-    messages: Sequence[Message], codec: JobEventCodec, limits: ContractLimits | None = None
-) -> Decoded:
-    decoded = Decoded([])
-    for message in messages:
-        topic = message.topic() or ""
-        position = Position(topic, message.partition() or 0, message.offset() or 0)
-        try:
-            event = codec.decode(message.value() or b"", topic)
-        except SchemaError:
-            decoded.items.append((position, None))
-            decoded.undecodable += 1
-            continue
-        kind, timestamp = message.timestamp()
-        broken = violation(
-            event,
-            record_timestamp_ms=None if kind == TIMESTAMP_NOT_AVAILABLE else timestamp,
-            limits=limits,
-        )
-        if broken is None:
-            decoded.items.append((position, event))
-        else:
-            decoded.items.append((position, None))
-            decoded.rejected[broken.reason] += 1
-    return decoded
-
-
-def decode_items(messages: Sequence[Message], codec: JobEventCodec) -> tuple[list[Item], int]:
-    """`decode_batch` as (items, records skipped: undecodable or breaking the contract)."""
-    decoded = decode_batch(messages, codec)
-    return decoded.items, decoded.skipped
+R = TypeVar("R")
 
 
 class _Failed:
@@ -114,10 +62,10 @@ class _Failed:
 
 
 @dataclass(slots=True)
-class _InFlight:
+class _InFlight(Generic[R]):
     pending: PendingBatch
     messages: list[Message]
-    decoded: Decoded
+    decoded: Decoded[R]
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -141,29 +89,33 @@ class ProjectorStats:
         return self.applied / busy if busy > 0 else 0.0
 
 
-class Projector:
+class Projector(Generic[R]):
+    """Feeds `store` from `source`'s topics (default: job-events, for the job read model)."""
+
     def __init__(
         self,
-        store: ProjectionStore,
+        store: ProjectionStore[R],
         kafka: KafkaSettings | None = None,
         settings: ProjectorSettings | None = None,
         *,
         metrics: ProjectorMetrics | None = None,
+        source: RecordSource[R] | None = None,
     ) -> None:
         self.store = store
         self.kafka = kafka or KafkaSettings()
         self.settings = settings or ProjectorSettings()
         self.metrics = metrics
-        self.topic = topic_catalog(self.kafka.topic_prefix).job_events.name
+        # Without a source the store is a job read model (the type checker cannot tie the
+        # default to R, hence the cast).
+        self.source = source or cast(RecordSource[R], JobEventSource(self.kafka))
         # One group per projection and topic prefix: two deployments never share members.
         self.group_id = f"{self.kafka.topic_prefix}projection-{store.name}"
-        self.codec = create_codec(self.kafka.schema_registry_url)
         self.stopping = threading.Event()
         self.stats = ProjectorStats()
         self._consumer: Consumer | None = None
         self._generation = 0
         self._assignment: list[TopicPartition] = []
-        self._in_flight: _InFlight | None = None
+        self._in_flight: _InFlight[R] | None = None
         # Per source, the offset the consumer was last positioned at from the store's offsets,
         # until its first batch after that: see `_log_starts`.
         self._resumed_at: dict[str, int] = {}
@@ -171,7 +123,7 @@ class Projector:
 
     # -- lifecycle -------------------------------------------------------------------------------
 
-    def start(self) -> Projector:
+    def start(self) -> Projector[R]:
         self.store.setup()
         self._generation = self._until_store_answers(self.store.current_generation)
         consumer = Consumer(
@@ -182,8 +134,8 @@ class Projector:
                 **{"session.timeout.ms": self.settings.session_timeout_ms},
             )
         )
-        fetch_metadata(consumer, self.kafka, required=[self.topic])
-        consumer.subscribe([self.topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+        fetch_metadata(consumer, self.kafka, required=self.source.topics)
+        consumer.subscribe(self.source.topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
         self._consumer = consumer
         self._gauge_generation()
         return self
@@ -214,7 +166,7 @@ class Projector:
                     continue
                 if not self.stats.first_consumed_at:
                     self.stats.first_consumed_at = time.monotonic()
-                decoded = decode_batch(messages, self.codec)
+                decoded = self.source.decode(messages)
                 settled = self._settle()
                 last_record = time.monotonic()  # a store outage waited out is not idleness
                 if not settled:
@@ -265,7 +217,7 @@ class Projector:
         self._require_consumer().commit(offsets=next_offsets(in_flight.messages), asynchronous=True)
         return True
 
-    def _log_starts(self, items: Sequence[Item]) -> dict[str, int]:
+    def _log_starts(self, items: Sequence[tuple[Position, R | None]]) -> dict[str, int]:
         """Where the log holds nothing the store lacks, per source of the batch: for the first
         batch after the consumer was positioned at the store's offset + 1, the batch's first
         offset (the consumer returns the first record at or after that position, so nothing lies
@@ -320,7 +272,7 @@ class Projector:
         if self._assignment == paused:
             consumer.resume(paused)
 
-    def _record(self, result: BatchResult, decoded: Decoded, started: float) -> None:
+    def _record(self, result: BatchResult, decoded: Decoded[R], started: float) -> None:
         self.stats.batches += 1
         self.stats.last_applied_at = time.monotonic()
         self.stats.undecodable += decoded.undecodable

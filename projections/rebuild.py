@@ -1,4 +1,4 @@
-"""Rebuild a projection by replaying job-events from the start into a fresh generation.
+"""Rebuild a projection by replaying its topics from the start into a fresh generation.
 
 The live projector keeps running meanwhile, writing the current generation. When the rebuild has
 caught up with the end of the log it switches readers to the new generation in one step; the live
@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -32,7 +32,6 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, wait_exponent
 
 from jobtrail.errors import JobtrailError
 from projections.ports import PendingBatch, ProjectionStore
-from projections.projector import decode_items
 from projections.rebuild_ledger import (
     RebuildLedger,
     RebuildMarker,
@@ -41,11 +40,10 @@ from projections.rebuild_ledger import (
     owner_alive,
     this_owner,
 )
-from schemas.codec import JobEventCodec, create_codec
+from projections.sources import JobEventSource, RecordSource
 from streams.kafka_config import consumer_config
 from streams.metadata import fetch_metadata
 from streams.settings import KafkaSettings
-from streams.topics import topic_catalog
 
 Progress = Callable[[int, int], None]  # (records in the new generation, records in the log now)
 T = TypeVar("T")
@@ -112,7 +110,9 @@ class _Claim:
     dropped: list[int] = field(default_factory=list)
 
 
-def _claim(store: ProjectionStore, ledger: RebuildLedger, resume: bool, stale_s: float) -> _Claim:
+def _claim(
+    store: ProjectionStore[Any], ledger: RebuildLedger, resume: bool, stale_s: float
+) -> _Claim:
     """Which generation this rebuild fills: an orphan's (resumed), or a new one."""
     current = store.current_generation()
     marker = ledger.read()
@@ -149,18 +149,17 @@ def _claim(store: ProjectionStore, ledger: RebuildLedger, resume: bool, stale_s:
 
 @dataclass
 class _Replay:
-    store: ProjectionStore
+    store: ProjectionStore[Any]
     ledger: RebuildLedger
-    codec: JobEventCodec
-    topic: str
+    source: RecordSource[Any]
     claim: _Claim
     batch_size: int
     heartbeat_s: float
     patience: _Patience
     on_progress: Progress | None
     kafka: KafkaSettings
-    low: dict[int, int] = field(default_factory=dict)
-    high: dict[int, int] = field(default_factory=dict)
+    low: dict[tuple[str, int], int] = field(default_factory=dict)
+    high: dict[tuple[str, int], int] = field(default_factory=dict)
     records: int = 0
     undecodable: int = 0
     attempts: int = 0
@@ -181,34 +180,36 @@ class _Replay:
             consumer.close()
 
     def _replay_with(self, consumer: Consumer) -> None:
-        metadata = fetch_metadata(consumer, self.kafka, required=[self.topic])
+        topics = self.source.topics
+        metadata = fetch_metadata(consumer, self.kafka, required=topics)
         # Before assign: once fetches are in flight, an uncached watermark query queues behind
         # them (about fetch.wait.max.ms each). The high marks are a floor for "caught up": the
         # cached ones are unknown until the first fetch answers.
-        for p in sorted(metadata.topics[self.topic].partitions):
-            watermarks = consumer.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)
-            self.low[p], self.high[p] = watermarks
+        for topic in topics:
+            for p in sorted(metadata.topics[topic].partitions):
+                watermarks = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+                self.low[(topic, p)], self.high[(topic, p)] = watermarks
         applied = self.store.applied_offsets(self.claim.new)
         starts = []
-        for p in sorted(self.low):
-            recorded = applied.get(f"{self.topic}:{p}")
-            starts.append(TopicPartition(self.topic, p, OFFSET_BEGINNING if recorded is None
+        for topic, p in sorted(self.low):
+            recorded = applied.get(f"{topic}:{p}")
+            starts.append(TopicPartition(topic, p, OFFSET_BEGINNING if recorded is None
                                          else recorded + 1))  # fmt: skip
         consumer.assign(starts)
-        log_starts: Mapping[str, int] = {f"{self.topic}:{p}": low for p, low in self.low.items()}
+        log_starts: Mapping[str, int] = {f"{t}:{p}": low for (t, p), low in self.low.items()}
         pending: tuple[PendingBatch, int, int] | None = None
         try:
             while True:
                 batch = consumer.consume(self.batch_size, 0.5)
                 messages = [m for m in batch if m.error() is None]
                 if messages:
-                    items, failed = decode_items(messages, self.codec)  # while the last applies
+                    decoded = self.source.decode(messages)  # while the last batch applies
                     settling, pending = pending, None  # never waited for twice
                     self._settle(settling)
                     submitted = self.store.submit_batch(
-                        items, self.claim.new, check_current=False, log_starts=log_starts
+                        decoded.items, self.claim.new, check_current=False, log_starts=log_starts
                     )
-                    pending = (submitted, len(messages), failed)
+                    pending = (submitted, len(messages), decoded.skipped)
                 elif pending is not None:
                     settling, pending = pending, None
                     self._settle(settling)
@@ -241,9 +242,10 @@ class _Replay:
 
 
 def rebuild(
-    store: ProjectionStore,
+    store: ProjectionStore[Any],
     kafka: KafkaSettings | None = None,
     *,
+    source: RecordSource[Any] | None = None,
     batch_size: int = 5000,
     on_progress: Progress | None = None,
     drop_grace_s: float = 2.0,
@@ -253,14 +255,14 @@ def rebuild(
     heartbeat_s: float = 10.0,
 ) -> RebuildReport:
     kafka = kafka or KafkaSettings()
-    topic = topic_catalog(kafka.topic_prefix).job_events.name
+    source = source or JobEventSource(kafka)
     patience = _Patience(outage_s)
     started = time.monotonic()
     patience.call(store.setup)
     ledger = ledger_for(store)
     claim = patience.call(lambda: _claim(store, ledger, resume, stale_after_s))
-    replay = _Replay(store, ledger, create_codec(kafka.schema_registry_url), topic,
-                     claim, batch_size, heartbeat_s, patience, on_progress, kafka)  # fmt: skip
+    replay = _Replay(store, ledger, source, claim, batch_size, heartbeat_s, patience,
+                     on_progress, kafka)  # fmt: skip
     try:
         replay.run()
         patience.call(lambda: store.switch_to(claim.new))
@@ -277,7 +279,7 @@ def rebuild(
                          max(replay.attempts - 1, 0))  # fmt: skip
 
 
-def _abandon(store: ProjectionStore, ledger: RebuildLedger, generation: int) -> None:
+def _abandon(store: ProjectionStore[Any], ledger: RebuildLedger, generation: int) -> None:
     try:
         store.drop(generation)
         ledger.clear()
@@ -286,18 +288,19 @@ def _abandon(store: ProjectionStore, ledger: RebuildLedger, generation: int) -> 
 
 
 def _log_size(
-    consumer: Consumer, partitions: list[TopicPartition], low: dict[int, int],
-    high_floor: dict[int, int],
+    consumer: Consumer, partitions: list[TopicPartition], low: dict[tuple[str, int], int],
+    high_floor: dict[tuple[str, int], int],
 ) -> tuple[int, int]:  # fmt: skip
     """(records in the assigned partitions, records not yet read)."""
-    assigned = {tp.partition: tp.offset for tp in partitions}
+    assigned = {(tp.topic, tp.partition): tp.offset for tp in partitions}
     total = remaining = 0
     for tp in consumer.position(partitions):
+        key = (tp.topic, tp.partition)
         _, high = consumer.get_watermark_offsets(tp, cached=True)
-        start = low[tp.partition]
-        high = max(high, start, high_floor[tp.partition])
+        start = low[key]
+        high = max(high, start, high_floor[key])
         total += high - start
         # Nothing consumed yet (a resumed partition may have nothing left): where it was put.
-        position = tp.offset if tp.offset >= 0 else max(assigned[tp.partition], start)
+        position = tp.offset if tp.offset >= 0 else max(assigned[key], start)
         remaining += max(high - position, 0)
     return total, remaining

@@ -74,12 +74,15 @@ class RebuildLedger(Protocol):
         ...
 
 
-def ledger_for(store: ProjectionStore) -> RebuildLedger:
+def ledger_for(store: ProjectionStore[Any]) -> RebuildLedger:
+    from projections.analytics.redis_store import AnalyticsRedisStore
     from projections.memory import MemoryStore
     from projections.redis import RedisStore
 
     if isinstance(store, RedisStore):
         return _RedisLedger(store)
+    if isinstance(store, AnalyticsRedisStore):
+        return _RedisLedger(store.generations)
     if isinstance(store, MemoryStore):
         return _MemoryLedger(store)
     from projections.couchbase import CouchbaseStore

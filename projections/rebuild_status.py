@@ -5,7 +5,9 @@ orphaned (its marker, and whether its owner is alive)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -37,14 +39,17 @@ class RebuildStatus:
     rebuild_state: str | None
 
 
-def log_ends(kafka: KafkaSettings) -> dict[str, tuple[int, int]]:
-    """Per source partition of job-events, (low, high) watermarks."""
-    topic = topic_catalog(kafka.topic_prefix).job_events.name
+def log_ends(
+    kafka: KafkaSettings, topics: Sequence[str] | None = None
+) -> dict[str, tuple[int, int]]:
+    """Per source partition of `topics` (default: job-events), (low, high) watermarks."""
+    topics = topics or [topic_catalog(kafka.topic_prefix).job_events.name]
     consumer = Consumer(consumer_config(kafka, f"jobtrail-status-{uuid.uuid4()}"))
     try:
-        metadata = fetch_metadata(consumer, kafka, required=[topic])
+        metadata = fetch_metadata(consumer, kafka, required=list(topics))
         return {
             f"{topic}:{p}": consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            for topic in topics
             for p in sorted(metadata.topics[topic].partitions)
         }
     finally:
@@ -57,13 +62,17 @@ def behind(applied: dict[str, int], ends: dict[str, tuple[int, int]]) -> int:
 
 
 def rebuild_status(
-    store: ProjectionStore, kafka: KafkaSettings, *, stale_after_s: float = 120.0
+    store: ProjectionStore[Any],
+    kafka: KafkaSettings,
+    *,
+    stale_after_s: float = 120.0,
+    topics: Sequence[str] | None = None,
 ) -> RebuildStatus:
     store.setup()
     ledger = ledger_for(store)
     current = store.current_generation()
     marker = ledger.read()
-    ends = log_ends(kafka)
+    ends = log_ends(kafka, topics)
     state = None
     if marker is not None:
         if marker.generation == current:

@@ -270,10 +270,34 @@ class RedisStore:
         raw = _hash(self.client.hgetall(f"{self.namespace(generation)}job:{job_id}"))
         return _job_view(raw) if raw else None
 
-    def jobs_page(self, name: str, page: int = 0, size: int = 50) -> list[str]:
-        """Job ids of `name`, newest first."""
-        key = f"{self.namespace(self.current_generation())}name:{name}:jobs"
-        return [str(job) for job in self.client.zrevrange(key, page * size, (page + 1) * size - 1)]
+    def jobs_page(
+        self, name: str, page: int = 0, size: int = 50, state: str | None = None
+    ) -> list[str]:
+        """Job ids of `name`, newest first; with `state`, only the jobs now in it (read through
+        the name's index newest first, 500 states per round trip: the cost grows with the page's
+        depth, not with the model)."""
+        ns = self.namespace(self.current_generation())
+        key = f"{ns}name:{name}:jobs"
+        if state is None:
+            return [str(j) for j in self.client.zrevrange(key, page * size, (page + 1) * size - 1)]
+        skip, start = page * size, 0
+        found: list[str] = []
+        while len(found) < size:
+            chunk = [str(j) for j in self.client.zrevrange(key, start, start + 499)]
+            if not chunk:
+                break
+            with self.client.pipeline(transaction=False) as pipe:
+                for job_id in chunk:
+                    pipe.hget(f"{ns}job:{job_id}", "state")
+                states = pipe.execute()
+            for job_id, job_state in zip(chunk, states, strict=True):
+                if job_state == state:
+                    if skip:
+                        skip -= 1
+                    elif len(found) < size:
+                        found.append(job_id)
+            start += len(chunk)
+        return found
 
     def name_view(self, name: str, *, with_jobs: bool = True) -> NameView:
         return self._name_view(self.namespace(self.current_generation()), name, with_jobs=with_jobs)

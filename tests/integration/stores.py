@@ -9,7 +9,7 @@ import redis
 
 from projections.couchbase import CouchbaseStore
 from projections.memory import MemoryStore
-from projections.ports import ProjectionStore
+from projections.ports import JobEventStore
 from projections.redis import RedisStore
 from projections.settings import CouchbaseSettings, RedisSettings
 from tests.conftest import unique_prefix
@@ -35,7 +35,7 @@ def delete_redis_prefix(url: str, prefix: str) -> None:
 
 
 @contextmanager
-def store_of(kind: str, redis_url: str, couchbase_connstr: str) -> Iterator[ProjectionStore]:
+def store_of(kind: str, redis_url: str, couchbase_connstr: str) -> Iterator[JobEventStore]:
     if kind == "memory":
         yield MemoryStore()
     elif kind == "redis":

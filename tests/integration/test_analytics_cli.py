@@ -1,5 +1,5 @@
-"""`jobtrail retries` and `jobtrail concurrency` against the real broker and Redis: what they print
-equals the curves recomputed from the demo's events."""
+"""`jobtrail retries` and `jobtrail concurrency` against real Redis: what they print equals the
+curves recomputed from the demo's events."""
 
 from __future__ import annotations
 
@@ -7,18 +7,15 @@ import os
 import subprocess
 import sys
 
-from confluent_kafka import Producer
-
 from jobtrail.concurrency_curve import concurrency_curve
 from jobtrail.retry_curve import retry_curve
 from processors.outcomes import recompute
+from projections.analytics.redis_store import AnalyticsRedisStore
 from projections.concurrency import fold
 from projections.model import Position, ReadModel
-from schemas.derived import encode_attempt_outcome
+from projections.settings import RedisSettings
 from streams.demo.workload import Workload, WorkloadConfig
-from streams.reader import read_to_end
-from streams.settings import KafkaSettings
-from tests.conftest import REPO_ROOT, catalog_of
+from tests.conftest import REPO_ROOT, unique_prefix
 from tests.integration.stores import delete_redis_prefix, redis_store
 
 EVENTS = list(Workload(WorkloadConfig(jobs=1500), seed=5).events())
@@ -40,31 +37,31 @@ def table_rows(out: str) -> list[list[str]]:
             for line in out.splitlines() if line.startswith("│")]  # fmt: skip
 
 
-def test_concurrency_prints_the_curve_of_the_attempt_outcomes_topic(kafka: KafkaSettings) -> None:
+def test_concurrency_prints_the_curve_of_the_analytics_model(redis_url: str) -> None:
     outcomes = list(recompute(EVENTS).values())
-    topic = catalog_of(kafka).attempt_outcomes.name
-    producer = Producer({"bootstrap.servers": kafka.bootstrap_servers})
-    for outcome in outcomes + outcomes[:100]:  # some outcomes twice, as after a crash
-        producer.produce(topic, key=outcome.job_id.encode(), value=encode_attempt_outcome(outcome))
-    assert producer.flush(30) == 0
-    assert sum(1 for _ in read_to_end(kafka, topic)) == len(outcomes) + 100
-
-    model = fold(outcomes)
-    worker = sorted(model.by_worker)[0]
-    env = {"JOBTRAIL_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
-           "JOBTRAIL_TOPIC_PREFIX": kafka.topic_prefix}  # fmt: skip
-    for args, levels in (
-        (["--worker", worker], model.by_worker[worker]),
-        (["send-email"], model.by_job_name["send-email"]),
-    ):
-        curve = concurrency_curve(levels, model.max_level)
-        out = jobtrail(env, "concurrency", *args)
-        assert f"overall failure rate {curve.overall.rate:.3f}" in out
-        printed = [row[:4] for row in table_rows(out)]
-        assert printed == [
-            [p.label, str(p.failure.total), str(p.failure.hits), f"{p.failure.rate:.3f}"]
-            for p in curve.points
-        ], out
+    prefix = unique_prefix(":")
+    store = AnalyticsRedisStore(RedisSettings(url=redis_url, prefix=prefix))
+    store.setup()
+    try:
+        items = [(Position("outcomes", 0, n), o) for n, o in enumerate(outcomes + outcomes[:100])]
+        store.apply_batch(items, store.current_generation())  # some twice, as after a crash
+        model = fold(outcomes)
+        worker = sorted(model.by_worker)[0]
+        env = {"JOBTRAIL_REDIS_URL": redis_url, "JOBTRAIL_REDIS_PREFIX": prefix}
+        for args, levels in (
+            (["--worker", worker], model.by_worker[worker]),
+            (["send-email"], model.by_job_name["send-email"]),
+        ):
+            curve = concurrency_curve(levels, model.max_level)
+            out = jobtrail(env, "concurrency", *args)
+            assert f"overall failure rate {curve.overall.rate:.3f}" in out
+            printed = [row[:4] for row in table_rows(out)]
+            assert printed == [
+                [p.label, str(p.failure.total), str(p.failure.hits), f"{p.failure.rate:.3f}"]
+                for p in curve.points
+            ], out
+    finally:
+        delete_redis_prefix(redis_url, store.settings.prefix)
 
 
 def test_retries_prints_the_curve_and_suggestion_of_the_read_model(redis_url: str) -> None:

@@ -11,7 +11,7 @@ import pytest
 from processors.validation import MAX_PAYLOAD_BYTES
 from projections.memory import MemoryStore
 from projections.model import ReadModel
-from projections.ports import ProjectionStore
+from projections.ports import JobEventStore
 from projections.projector import Projector
 from projections.settings import ProjectorSettings
 from schemas.job_event import JobEvent, JobEventType
@@ -26,7 +26,7 @@ from tests.integration.test_projection_pipeline import comparable
 @pytest.fixture(params=["redis", "couchbase"])
 def store(
     request: pytest.FixtureRequest, redis_url: str, couchbase_connstr: str
-) -> Iterator[ProjectionStore]:
+) -> Iterator[JobEventStore]:
     with store_of(request.param, redis_url, couchbase_connstr) as opened:
         yield opened
 
@@ -62,7 +62,7 @@ def bad_events() -> list[JobEvent]:
     ]  # fmt: skip
 
 
-def test_resent_and_contract_breaking_events(kafka: KafkaSettings, store: ProjectionStore) -> None:
+def test_resent_and_contract_breaking_events(kafka: KafkaSettings, store: JobEventStore) -> None:
     events = list(Workload(WorkloadConfig(jobs=None, events=10_000), seed=31).events())
     log = resent(events)
     log[len(log) // 2 : len(log) // 2] = bad_events()

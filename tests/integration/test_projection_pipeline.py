@@ -17,9 +17,10 @@ import pytest
 from projections.memory import MemoryStore
 from projections.model import ReadModel
 from projections.ports import ProjectionStore
-from projections.projector import Projector, decode_items
+from projections.projector import Projector
 from projections.rebuild import rebuild
 from projections.settings import ProjectorSettings
+from projections.sources import decode_items
 from schemas.codec import SingleObjectCodec
 from streams.demo.workload import Workload, WorkloadConfig
 from streams.producer import JobEventProducer

@@ -14,8 +14,8 @@ from confluent_kafka import TIMESTAMP_CREATE_TIME, Message
 from processors.validation import MAX_ERROR_BYTES, MAX_PAYLOAD_BYTES, violation
 from projections.model import Position
 from projections.ports import StoreFaultError, StoreUnavailableError
-from projections.projector import decode_batch, decode_items
 from projections.redis import event_row, typed_error
+from projections.sources import decode_batch, decode_items
 from schemas.codec import SingleObjectCodec
 from schemas.job_event import JobError, JobEventType
 from tests.factories import make_event
