@@ -56,6 +56,25 @@ def _rate(chance: Proportion | Rate) -> tuple[str, str]:
     )
 
 
+def stats(
+    name: Annotated[str | None, typer.Argument(help="A job name; all names when omitted.")] = None,
+) -> None:
+    """Job statistics from the Redis read model: states, active jobs, failure rate, retry success
+    chances (finished jobs only, cancelled ones left out)."""
+    queries = _queries()
+    summaries = [queries.job_name(name)] if name else queries.job_names()
+    table = Table("job name", "jobs", "states", "active", "failure rate",
+                  "P(success | failed >= 1, 2, 3)")  # fmt: skip
+    for summary in summaries:
+        points = {p.failed_at_least: p.success.rate for p in queries.retries(summary.name).points}
+        chances = [points.get(k) for k in (1, 2, 3)]
+        table.add_row(summary.name, str(summary.jobs),
+                      " ".join(f"{k}={v}" for k, v in summary.states.items()),
+                      str(summary.active), _rate(summary.failure_rate)[0],
+                      " ".join("-" if c is None else f"{c:.2f}" for c in chances))  # fmt: skip
+    Console().print(table)
+
+
 def retries(
     name: Annotated[str, typer.Argument(help="A job name.")],
     threshold: Annotated[
@@ -232,4 +251,4 @@ def status() -> None:
         raise typer.Exit(1)
 
 
-COMMANDS = (retries, concurrency, errors, error, gaps, queues, jobs, job, serve, status)
+COMMANDS = (stats, retries, concurrency, errors, error, gaps, queues, jobs, job, serve, status)

@@ -96,6 +96,8 @@ class ErrorDetail(ErrorSummary):
 class ErrorsPage(BaseModel):
     page: int
     size: int
+    job_name: str | None = Field(description="only errors of this job name, ranked by its count")
+    since: datetime | None = Field(description="only errors seen at or after this time")
     total: int
     errors: list[ErrorSummary] = Field(description="most frequent first")
 
@@ -171,19 +173,41 @@ class AnalyticsQueries:
 
     # -- errors ----------------------------------------------------------------------------------
 
-    def errors(self, page: int = 0, size: int = 50) -> ErrorsPage:
+    def errors(
+        self,
+        page: int = 0,
+        size: int = 50,
+        *,
+        job_name: str | None = None,
+        since: datetime | None = None,
+    ) -> ErrorsPage:
+        """Distinct errors, most frequent first (within `job_name`: by its count there), only
+        those seen at or after `since` when given."""
         ns = self.store.current()
         client = self.store.client
-        total = int(client.zcard(ns + "errors"))
-        prints = [
-            str(p) for p in client.zrevrange(ns + "errors", page * size, (page + 1) * size - 1)
-        ]
+        ranking = ns + ("errors" if job_name is None else f"errors:name:{job_name}")
+        if since is None:
+            total = int(client.zcard(ranking))
+            window = client.zrevrange(ranking, page * size, (page + 1) * size - 1)
+            prints = [str(p) for p in window]
+        else:
+            since_ms = int(since.timestamp() * 1000)
+            recent = [
+                str(p) for p in client.zrangebyscore(ns + "errors:last-seen", since_ms, "+inf")
+            ]
+            scores = client.zmscore(ranking, recent) if recent else []
+            ranked = sorted(((-score, fp) for fp, score in zip(recent, scores, strict=True)
+                             if score is not None))  # fmt: skip
+            total = len(ranked)
+            prints = [fp for _, fp in ranked[page * size : (page + 1) * size]]
         docs = client.mget([f"{ns}error:{fp}" for fp in prints]) if prints else []
         summaries = [
-            _summary(fp, error_from_json(_json(raw))) for fp, raw in zip(prints, docs, strict=True)
+            _summary(fp, error_from_json(_json(raw)))
+            for fp, raw in zip(prints, docs, strict=True)
             if raw is not None
-        ]  # fmt: skip
-        return ErrorsPage(page=page, size=size, total=total, errors=summaries)
+        ]
+        return ErrorsPage(page=page, size=size, job_name=job_name, since=since, total=total,
+                          errors=summaries)  # fmt: skip
 
     def error(self, fp: str, *, vectors: bool = False) -> ErrorDetail:
         doc = self.store.entity(f"error:{fp}")

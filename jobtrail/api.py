@@ -11,6 +11,7 @@ and the auth dependency is local to `create_api`, where a string annotation coul
 """
 
 import secrets
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
@@ -33,7 +34,7 @@ from jobtrail.health import Health, check_health
 from jobtrail.job_history import JobHistory
 from jobtrail.queries import (
     DeadLetterCount,
-    Job,
+    JobDetail,
     JobNameDetail,
     JobNameSummary,
     JobsPage,
@@ -133,8 +134,10 @@ def create_api(queries: Queries, analytics: AnalyticsQueries, settings: ApiSetti
     def errors(
         page: Annotated[int, Query(ge=0, description="from 0, most frequent first")] = 0,
         size: Annotated[int, Query(ge=1, le=500)] = 50,
+        job_name: Annotated[str | None, Query(description="only this job name's errors")] = None,
+        since: Annotated[datetime | None, Query(description="seen at or after (ISO 8601)")] = None,
     ) -> ErrorsPage:
-        return analytics.errors(page, size)
+        return analytics.errors(page, size, job_name=job_name, since=since)
 
     @api.get("/errors/{fingerprint}")
     def error(
@@ -156,8 +159,8 @@ def create_api(queries: Queries, analytics: AnalyticsQueries, settings: ApiSetti
         return queries.dead_letters()
 
     @api.get("/jobs/{job_id}")
-    def job(job_id: str) -> Job:
-        return queries.job(job_id)
+    def job(job_id: str) -> JobDetail:
+        return queries.job_detail(job_id)
 
     @api.get("/jobs/{job_id}/history")
     def history(job_id: str) -> JobHistory:

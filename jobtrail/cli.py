@@ -424,30 +424,5 @@ def _print_rebuild_status(store: ProjectionStore[Any], topics: list[str]) -> Non
     )
 
 
-@app.command()
-def stats(
-    name: Annotated[str | None, typer.Argument(help="A job name; all names when omitted.")] = None,
-) -> None:
-    """Job statistics from the Redis read model: states, active jobs, retry success chances."""
-    from jobtrail.retry_curve import retry_curve
-    from projections.redis import RedisStore
-
-    store = RedisStore()
-    store.setup()
-    table = Table("job name", "jobs", "states", "active", "P(success | failed >= 1, 2, 3)")
-    for job_name in [name] if name else store.job_names():
-        view = store.name_view(job_name)
-        points = {p.failed_at_least: p.chance.rate for p in retry_curve(view.retries).points}
-        chances = [points.get(k) for k in (1, 2, 3)]
-        table.add_row(
-            job_name,
-            str(len(view.jobs)),
-            " ".join(f"{k}={v}" for k, v in sorted(view.counts.items()) if v),
-            str(len(view.active)),
-            " ".join("-" if c is None else f"{c:.2f}" for c in chances),
-        )
-    Console().print(table)
-
-
 if __name__ == "__main__":
     main()

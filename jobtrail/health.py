@@ -1,18 +1,25 @@
 """What /api/health answers: each dependency, asked now, and each pipeline component with its
-consumer group's committed lag and, under `make up`, its supervised process.
+consumer group's committed lag, when it last made progress and, under `make up`, its supervised
+process.
 
 Healthy means: every dependency answers, and every supervised component is RUNNING. Lag is
-reported, not judged: a component catching up after a restart is busy, not broken.
+reported, not judged: a component catching up after a restart is busy, not broken. Last progress
+is when this API process last saw the group's committed offsets move (null until it has seen them
+move once): with lag above 0, a last progress long ago says the component is stuck.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+import threading
+import time
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, Field
 
 from jobtrail.errors import JobtrailError
 from jobtrail.pipeline import consumer_groups, supervised
 from jobtrail.queries import Queries
-from streams.lag import committed_lag
+from streams.lag import group_position
 from streams.settings import KafkaSettings
 
 HEALTH_TIMEOUT_S = 3.0  # a health check that waits longer than this is itself the problem
@@ -29,6 +36,9 @@ class Component(BaseModel):
     healthy: bool
     process: str | None  # the supervised process's state and detail; null when not supervised
     consumer_lag: int | None  # null: no consumer group, or its topics do not exist yet
+    last_progress: datetime | None = Field(
+        description="when its committed offsets last moved, as seen by this API; null: not yet"
+    )
 
 
 class Health(BaseModel):
@@ -37,10 +47,31 @@ class Health(BaseModel):
     components: list[Component]
 
 
-def check_health(queries: Queries) -> Health:
+class ProgressTracker:
+    """Per component, its last committed position and when it was first seen there."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[int, float | None]] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, name: str, committed: int) -> datetime | None:
+        with self._lock:
+            previous = self._seen.get(name)
+            if previous is None:
+                self._seen[name] = (committed, None)  # where it stands, not yet a move
+            elif committed != previous[0]:
+                self._seen[name] = (committed, time.time())
+            moved = self._seen[name][1]
+        return None if moved is None else datetime.fromtimestamp(moved, UTC)
+
+
+_TRACKER = ProgressTracker()
+
+
+def check_health(queries: Queries, tracker: ProgressTracker = _TRACKER) -> Health:
     kafka = queries.kafka.model_copy(update={"connect_timeout_s": HEALTH_TIMEOUT_S})
     dependencies = [_redis(queries), _kafka(kafka)]
-    components = _components(kafka) if dependencies[1].healthy else []
+    components = _components(kafka, tracker) if dependencies[1].healthy else []
     healthy = all(d.healthy for d in dependencies) and all(c.healthy for c in components)
     return Health(healthy=healthy, dependencies=dependencies, components=components)
 
@@ -66,7 +97,7 @@ def _kafka(kafka: KafkaSettings) -> Dependency:
     return Dependency(name="kafka", healthy=True, detail="answered")
 
 
-def _components(kafka: KafkaSettings) -> list[Component]:
+def _components(kafka: KafkaSettings, tracker: ProgressTracker) -> list[Component]:
     from processors.embedding.settings import EmbedderSettings
 
     groups = consumer_groups(kafka, EmbedderSettings().model)
@@ -74,11 +105,12 @@ def _components(kafka: KafkaSettings) -> list[Component]:
     components = []
     for name in sorted(set(groups) | set(processes)):
         process = processes.get(name)
-        lag = committed_lag(kafka, *groups[name]) if name in groups else None
+        position = group_position(kafka, *groups[name]) if name in groups else None
         components.append(Component(
             name=name,
             healthy=process is None or process.state == "RUNNING",
             process=None if process is None else f"{process.state}: {process.description}",
-            consumer_lag=lag,
+            consumer_lag=None if position is None else position.lag,
+            last_progress=None if position is None else tracker.observe(name, position.committed),
         ))  # fmt: skip
     return components

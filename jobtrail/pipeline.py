@@ -30,7 +30,7 @@ def consumer_groups(kafka: KafkaSettings, model: str) -> dict[str, tuple[str, li
         "project-couchbase": (f"{kafka.topic_prefix}projection-couchbase", job_events),
         "project-analytics": (
             f"{kafka.topic_prefix}projection-analytics",
-            job_events + [catalog.attempt_outcomes.name, catalog.error_vectors.name],
+            [*job_events, catalog.attempt_outcomes.name, catalog.error_vectors.name],
         ),
     }
 

@@ -18,6 +18,7 @@ from jobtrail.intervals import Proportion
 from jobtrail.job_history import JobHistory, history_of
 from jobtrail.retry_curve import DEFAULT_MIN_JOBS, DEFAULT_THRESHOLD, retry_curve
 from projections.model import JobView, NameView
+from projections.ports import StoreUnavailableError
 from projections.redis import RedisStore
 from streams.settings import KafkaSettings
 
@@ -130,6 +131,11 @@ class Job(BaseModel):
         )  # fmt: skip
 
 
+class JobDetail(Job):
+    history: JobHistory | None = Field(description="events and attempts (Couchbase read model)")
+    history_unavailable: str | None = Field(description="why there is no history, if there is none")
+
+
 def failure_rate(states: Mapping[str, int]) -> Proportion:
     return Proportion(states.get("failed", 0), sum(states.get(s, 0) for s in FINISHED))
 
@@ -215,6 +221,16 @@ class Queries:
         if view is None:
             raise NotFoundError(f"no job {job_id!r} in the read model")
         return Job.of(view)
+
+    def job_detail(self, job_id: str) -> JobDetail:
+        """The job's state (Redis) and its full history (Couchbase); the state alone, with the
+        reason, when the Couchbase read model cannot answer."""
+        job = self.job(job_id)
+        try:
+            history, reason = self.history(job_id), None
+        except (NotConfiguredError, NotFoundError, StoreUnavailableError) as exc:
+            history, reason = None, str(exc)
+        return JobDetail(**job.model_dump(), history=history, history_unavailable=reason)
 
     def history(self, job_id: str) -> JobHistory:
         """Every event the Couchbase job document keeps, and the attempts derived from them."""

@@ -8,6 +8,7 @@ tests' catch-up checks.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -16,11 +17,23 @@ from streams.metadata import fetch_metadata
 from streams.settings import KafkaSettings
 
 
+@dataclass(frozen=True, slots=True)
+class GroupPosition:
+    lag: int  # records past the committed offsets
+    committed: int  # sum of the committed offsets: it grows whenever the group makes progress
+
+
 def committed_lag(kafka: KafkaSettings, group: str, topics: Sequence[str]) -> int | None:
-    """Records in `topics` past `group`'s committed offsets; a partition the group never
-    committed counts from its low watermark (all of it is still to be read). Topics that do not
-    exist yet (a component's internal ones, before its first start) are left out; None when none
-    of them exists."""
+    """Records in `topics` past `group`'s committed offsets (see `group_position`)."""
+    position = group_position(kafka, group, topics)
+    return None if position is None else position.lag
+
+
+def group_position(kafka: KafkaSettings, group: str, topics: Sequence[str]) -> GroupPosition | None:
+    """Where `group` stands in `topics`: records past its committed offsets (a partition the group
+    never committed counts from its low watermark: all of it is still to be read), and the sum of
+    its committed offsets. Topics that do not exist yet (a component's internal ones, before its
+    first start) are left out; None when none of them exists."""
     consumer = Consumer(consumer_config(kafka, group))
     try:
         metadata = fetch_metadata(consumer, kafka)
@@ -32,10 +45,11 @@ def committed_lag(kafka: KafkaSettings, group: str, topics: Sequence[str]) -> in
         ]
         if not wanted:
             return None
-        lag = 0
+        lag = committed = 0
         for tp in consumer.committed(wanted, timeout=kafka.connect_timeout_s):
             low, high = consumer.get_watermark_offsets(tp, timeout=kafka.connect_timeout_s)
             lag += high - (tp.offset if tp.offset >= 0 else low)
-        return lag
+            committed += max(tp.offset, 0)
+        return GroupPosition(lag, committed)
     finally:
         consumer.close()

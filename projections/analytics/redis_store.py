@@ -12,6 +12,8 @@ Keys, under `<prefix>analytics:<generation>:` (default prefix `jobtrail:`):
   vector:<sha256>:<model>  the vector, little-endian float32, base64
   names, workers, queues   sets: what the conc:name, conc:worker and queue keys exist for
   errors               sorted set: fingerprint by count
+  errors:name:<name>   sorted set: fingerprint by its count in that job name
+  errors:last-seen     sorted set: fingerprint by the event time it was last seen (ms)
   open                 sorted set: open job ids by the event time they entered their state
   progress             the latest event time applied (ms)
   offsets              hash: "<topic>:<partition>" -> highest offset applied
@@ -183,9 +185,13 @@ class AnalyticsRedisStore:
             pipe.sadd(ns + "workers", *model.concurrency.by_worker)
         if model.queues:
             pipe.sadd(ns + "queues", *model.queues)
-        counted = {fp: stats.count for fp, stats in model.errors.items() if stats.count}
+        counted = {fp: stats for fp, stats in model.errors.items() if stats.count}
         if counted:
-            pipe.zadd(ns + "errors", counted)
+            pipe.zadd(ns + "errors", {fp: stats.count for fp, stats in counted.items()})
+            pipe.zadd(ns + "errors:last-seen", {fp: s.last_seen for fp, s in counted.items()})
+            for fp, stats in counted.items():
+                for job_name, count in stats.job_names.items():
+                    pipe.zadd(f"{ns}errors:name:{job_name}", {fp: count})
         for (fp, model_name), vector in model.vectors.items():
             pipe.set(f"{ns}vector:{fp}:{model_name}", encode_vector(vector))
 

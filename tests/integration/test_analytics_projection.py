@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from confluent_kafka import Producer
@@ -278,3 +278,19 @@ def test_queues_and_gaps_answer_from_the_model(projected: Projected, api_url: st
     assert listed["stuck-stalled"]["threshold_s"] is None
     assert listed["stuck-active"]["state"] == "active"
     assert listed["stuck-active"]["age_s"] > listed["stuck-active"]["threshold_s"] >= 60
+
+
+def test_errors_filtered_by_job_name_and_time(projected: Projected, api_url: str) -> None:
+    errors = {fp: e for fp, e in projected.reference.errors.items() if e.count}
+    name = "send-email"
+    mine = {fp: e.job_names[name] for fp, e in errors.items() if name in e.job_names}
+    status, page = get(f"{api_url}/api/errors?job_name={name}&size=500", token=None)
+    assert status == 200 and page["total"] == len(mine) > 0
+    assert sorted(e["fingerprint"] for e in page["errors"]) == sorted(mine)
+    assert [mine[e["fingerprint"]] for e in page["errors"]] == sorted(mine.values(), reverse=True)
+    middle = sorted(e.last_seen for e in errors.values())[len(errors) // 2]
+    since = datetime.fromtimestamp(middle / 1000, UTC).isoformat().replace("+00:00", "Z")
+    status, page = get(f"{api_url}/api/errors?since={since}&size=500", token=None)
+    recent = {fp for fp, e in errors.items() if e.last_seen >= middle}
+    assert status == 200 and page["total"] == len(recent)
+    assert {e["fingerprint"] for e in page["errors"]} == recent

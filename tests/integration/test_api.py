@@ -20,12 +20,14 @@ import pytest
 
 from jobtrail.retry_curve import retry_curve
 from projections.model import Position, ReadModel
+from schemas.job_event import JobEventType
 from streams.demo.workload import Workload, WorkloadConfig
 from tests.conftest import REPO_ROOT
-from tests.integration.stores import delete_redis_prefix, redis_store
+from tests.integration.stores import couchbase_store, delete_redis_prefix, redis_store
 
 TOKEN = "s3cret-token"
 EVENTS = list(Workload(WorkloadConfig(jobs=1200), seed=11).events())
+HISTORY_JOBS = sorted({event.job_id for event in EVENTS})[:40]
 
 
 @dataclass
@@ -71,7 +73,7 @@ def serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
 
 
 @pytest.fixture(scope="module")
-def server(redis_url: str, kafka_bootstrap: str) -> Iterator[Server]:
+def server(redis_url: str, kafka_bootstrap: str, couchbase_connstr: str) -> Iterator[Server]:
     store = redis_store(redis_url)
     items = [(Position("job-events", 0, n), event) for n, event in enumerate(EVENTS)]
     generation = store.current_generation()
@@ -80,8 +82,15 @@ def server(redis_url: str, kafka_bootstrap: str) -> Iterator[Server]:
     fold = ReadModel()
     for position, event in items:
         fold.apply(event, position)
+    # The Couchbase read model (job histories) of the first HISTORY_JOBS jobs.
+    documents = couchbase_store(couchbase_connstr)
+    kept = [event for event in EVENTS if event.job_id in HISTORY_JOBS]
+    documents.apply_batch([(Position("job-events", 0, n), e) for n, e in enumerate(kept)],
+                          documents.current_generation())  # fmt: skip
     env = {"JOBTRAIL_REDIS_URL": redis_url, "JOBTRAIL_REDIS_PREFIX": store.settings.prefix,
-           "JOBTRAIL_API_TOKEN": TOKEN, "JOBTRAIL_BOOTSTRAP_SERVERS": kafka_bootstrap}  # fmt: skip
+           "JOBTRAIL_API_TOKEN": TOKEN, "JOBTRAIL_BOOTSTRAP_SERVERS": kafka_bootstrap,
+           "JOBTRAIL_COUCHBASE_CONNSTR": couchbase_connstr,
+           "JOBTRAIL_COUCHBASE_PREFIX": documents.settings.prefix}  # fmt: skip
     process, url = serve(env)
     try:
         yield Server(url, fold.normalized())
@@ -89,6 +98,7 @@ def server(redis_url: str, kafka_bootstrap: str) -> Iterator[Server]:
         process.terminate()
         process.wait(10)
         delete_redis_prefix(redis_url, store.settings.prefix)
+        documents.drop(documents.current_generation())
 
 
 def test_job_names_equal_the_fold(server: Server) -> None:
@@ -125,6 +135,10 @@ def test_a_job_name_its_jobs_newest_first_and_its_latest_invocation(server: Serv
     assert status == 200
     assert page["job_ids"] == newest_first[7:14]
     assert page["total"] == len(view.jobs)
+    completed = [job for job in newest_first if server.fold.jobs[job].state == "completed"]
+    status, page = get(f"{server.url}/api/job-names/{name}/jobs?state=completed&page=2&size=5")
+    assert status == 200
+    assert (page["job_ids"], page["total"]) == (completed[10:15], len(completed))
 
 
 def test_the_retry_curve_equals_the_recomputation(server: Server) -> None:
@@ -154,12 +168,45 @@ def test_a_job_equals_the_fold(server: Server) -> None:
         )
 
 
+def test_a_job_has_its_full_history_with_attempts(server: Server) -> None:
+    for job_id in HISTORY_JOBS:
+        events = [e for e in EVENTS if e.job_id == job_id]
+        status, job = get(f"{server.url}/api/jobs/{job_id}")
+        assert status == 200 and job["history_unavailable"] is None, job
+        history = job["history"]
+        assert [e["event_id"] for e in history["events"]] == [e.event_id for e in events]
+        assert history["data"] == events[0].data
+        ends = {e.attempt: e for e in events if e.type.ends_attempt}
+        starts = {e.attempt: e for e in events if e.type is JobEventType.ACTIVE}
+        assert [a["attempt"] for a in history["attempts"]] == sorted(set(starts) | set(ends))
+        for attempt in history["attempts"]:
+            n = attempt["attempt"]
+            assert attempt["outcome"] == (ends[n].type.value if n in ends else None)
+            if n in ends and n in starts:
+                duration = ends[n].occurred_at - starts[n].occurred_at
+                assert attempt["duration_ms"] == round(duration.total_seconds() * 1000)
+    status, alone = get(f"{server.url}/api/jobs/{HISTORY_JOBS[0]}/history")
+    assert status == 200 and alone["job_id"] == HISTORY_JOBS[0]
+    outside = next(job for job in server.fold.jobs if job not in HISTORY_JOBS)
+    status, job = get(f"{server.url}/api/jobs/{outside}")
+    assert status == 200 and job["history"] is None
+    assert "no job" in job["history_unavailable"]
+
+
+def test_errors_of_a_job_name_since_a_time(server: Server) -> None:
+    # The analytics model is not projected here: the route answers an empty page, not an error.
+    status, page = get(f"{server.url}/api/errors?job_name=send-email&since=2026-01-01T00:00:00Z")
+    assert status == 200 and page["total"] == 0 and page["job_name"] == "send-email"
+    assert get(f"{server.url}/api/errors?since=yesterday")[0] == 422
+
+
 def test_unknown_things_are_404_and_bad_parameters_422(server: Server) -> None:
     status, answer = get(server.url + "/api/job-names/no-such-name")
     assert (status, answer["detail"]) == (404, "no job name 'no-such-name' in the read model")
     assert get(server.url + "/api/jobs/no-such-job")[0] == 404
     assert get(server.url + "/api/job-names/resize-image/jobs?page=-1")[0] == 422
     assert get(server.url + "/api/job-names/resize-image/retries?threshold=2")[0] == 422
+    assert get(server.url + "/api/job-names/resize-image/jobs?state=nope")[0] == 422
 
 
 def test_the_token_guards_every_route_but_health(server: Server) -> None:
