@@ -9,7 +9,7 @@ DEMO_RATE ?= 0
 
 .DEFAULT_GOAL := help
 .PHONY: help setup infra-install infra-up infra-down infra-status infra-logs topics demo up down catch-up pipeline-up pipeline-down status \
-        test test-unit test-integration lint format typecheck bench-produce bench-projections \
+        test test-unit test-integration lint format typecheck bench-produce bench-projections bench-api \
         bench-processors bench-embed embed processors project-redis project-couchbase project-analytics rebuild-redis rebuild-couchbase rebuild-analytics stats fingerprint-accuracy dashboards clean
 
 help: ## list the targets
@@ -115,6 +115,10 @@ fingerprint-accuracy: setup ## group accuracy of `jobtrail fingerprint` on tests
 
 bench-projections: setup infra-up ## projections vs redis-benchmark and bare Couchbase upserts; 1M rebuild
 	$(BIN)/python -m bench.projections
+
+bench-api: setup infra-up ## every API route under 50 clients (wrk) over the read models of 1M demo events
+	@command -v wrk >/dev/null || (apt-get install -y -qq wrk >/dev/null || sudo apt-get install -y -qq wrk >/dev/null)
+	$(BIN)/python -m bench.api $(BENCH_API_ARGS)
 
 bench-processors: setup infra-up ## Faust processors (ingest, end to end) vs a bare confluent-kafka stage-1 loop
 	$(BIN)/python -m bench.processors

@@ -17,6 +17,8 @@ from jobtrail.errors import JobtrailError
 from jobtrail.intervals import Proportion
 
 if TYPE_CHECKING:
+    from fastapi import FastAPI
+
     from jobtrail.analytics_queries import AnalyticsQueries, Quantiles
     from jobtrail.queries import Queries, Rate
     from projections.couchbase import CouchbaseStore
@@ -213,12 +215,23 @@ def serve(
     bearer-token auth for every route but /api/health."""
     import uvicorn
 
-    from jobtrail.api import ApiSettings, create_api
+    from jobtrail.api import ApiSettings
 
     settings = ApiSettings()
-    app = create_api(_queries(), _analytics(), settings)
-    uvicorn.run(app, host=host or settings.host, port=port if port is not None else settings.port,
-                log_level="warning")  # fmt: skip
+    listen_host = host or settings.host
+    listen_port = port if port is not None else settings.port
+    if settings.workers > 1:  # uvicorn starts each worker from an import string
+        uvicorn.run("jobtrail.analytics_cli:api_from_env", factory=True, workers=settings.workers,
+                    host=listen_host, port=listen_port, log_level="warning")  # fmt: skip
+    else:
+        uvicorn.run(api_from_env(), host=listen_host, port=listen_port, log_level="warning")
+
+
+def api_from_env() -> FastAPI:
+    """The API app with its read models and settings from the environment (JOBTRAIL_*)."""
+    from jobtrail.api import ApiSettings, create_api
+
+    return create_api(_queries(), _analytics(), ApiSettings())
 
 
 def status() -> None:

@@ -52,6 +52,7 @@ class ApiSettings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", description="Address the API listens on")
     port: int = Field(default=8080, ge=0, le=65535, description="Port of the API")
+    workers: int = Field(default=1, ge=1, description="Server processes (each its own connections)")
     token: SecretStr | None = Field(
         default=None, description="When set, every route but /api/health wants this bearer token"
     )

@@ -50,11 +50,14 @@ EVENTS = 100_000
 RESENT_SHARE = 0.05
 # Paced so that the pipeline, four consumer processes on two cores, keeps up: the test is about
 # catching up after the last event, not about raw throughput (make bench-processors is).
-RATE = float(os.environ.get("JOBTRAIL_TEST_HOSTILE_RATE", "600"))
+# On this 2-CPU machine the processors catch up 17 s after the last event at 600/s; 500 leaves
+# room for a slower CI runner.
+RATE = float(os.environ.get("JOBTRAIL_TEST_HOSTILE_RATE", "500"))
 CATCH_UP_S = 60.0
-# Production (~3 min at RATE), then up to 3 minutes of watching the lags, then the reference:
+WATCH_S = CATCH_UP_S * 4  # how long the lags are watched: a late group is measured, not cut off
+# Production (~3.5 min at RATE), then up to 4 minutes of watching the lags, then the reference:
 # past pytest's default 300 s, and a slow catch-up must fail on its assertion, naming the group.
-pytestmark = pytest.mark.timeout(900)
+pytestmark = pytest.mark.timeout(1000)
 
 
 def pathological_messages() -> list[str]:
@@ -82,8 +85,14 @@ class PipelineRun:
     couchbase_prefix: str
     redis_url: str
     couchbase_connstr: str
+    logs: Path
     catch_up_s: dict[str, float] = field(default_factory=dict)
     resent: int = 0
+
+    def log_tail(self, component: str, lines: int = 25) -> str:
+        path = self.logs / f"{component}.log"
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
 
 
 def _resends(events: list[JobEvent], rng: random.Random) -> dict[int, list[JobEvent]]:
@@ -150,9 +159,9 @@ def produce_paced(kafka: KafkaSettings, events: list[JobEvent], rate: float) -> 
 
 
 def measure_catch_up(kafka: KafkaSettings, since: float, groups: int) -> dict[str, float]:
-    """Seconds from `since` until each group's committed lag is 0 (watched for 3 minutes)."""
+    """Seconds from `since` until each group's committed lag is 0 (watched for WATCH_S)."""
     caught: dict[str, float] = {}
-    deadline = since + CATCH_UP_S * 3
+    deadline = since + WATCH_S
     while time.monotonic() < deadline and len(caught) < groups:
         lags = _group_lags(kafka)
         for name, lag in lags.items():
@@ -189,7 +198,8 @@ def hostile_run(
     kafka = KafkaSettings(
         bootstrap_servers=kafka_bootstrap, topic_prefix=unique_prefix("."), connect_timeout_s=15
     )
-    run = PipelineRun(kafka, unique_prefix(":"), unique_prefix("::"), redis_url, couchbase_connstr)
+    run = PipelineRun(kafka, unique_prefix(":"), unique_prefix("::"), redis_url, couchbase_connstr,
+                      tmp)  # fmt: skip
     admin = TopicAdmin(kafka)
     admin.create(catalog_of(kafka).all())
     env = {
@@ -276,7 +286,10 @@ def test_every_consumer_group_catches_up_within_a_minute(hostile_run: PipelineRu
         for name in ("processors", "embedder", "project-redis", "project-couchbase")
         if hostile_run.catch_up_s.get(name, CATCH_UP_S + 1) > CATCH_UP_S
     }
-    assert not late, f"groups not at lag 0 within {CATCH_UP_S} s of the last event: {late}"
+    components = {"project-redis": "redis", "project-couchbase": "couchbase"}
+    tails = "\n".join(f"== {name} log tail\n{hostile_run.log_tail(components.get(name, name))}"
+                      for name in late)  # fmt: skip
+    assert not late, f"groups not at lag 0 within {CATCH_UP_S} s of the last event: {late}\n{tails}"
 
 
 def test_the_oversized_message_is_a_truncated_dead_letter(

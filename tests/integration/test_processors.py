@@ -240,7 +240,7 @@ def test_kill_9_mid_stream_recovers_the_table_and_bounds_duplicates(
 ) -> None:
     kafka = processors_kafka
     catalog = catalog_of(kafka)
-    distinct, repeats = 3000, 10
+    distinct, repeats = 1500, 10
     with JobEventProducer(kafka) as producer:
         producer.send_all(distinct_errors(distinct, repeats, seed=5))
 

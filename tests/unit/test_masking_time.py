@@ -76,7 +76,7 @@ def message(family: str, size: int) -> str:
     return shape(size) if callable(shape) else repeated(str(shape), size)
 
 
-def best_time(text: str, runs: int = 3) -> float:
+def best_time(text: str, runs: int = 5) -> float:
     best = float("inf")
     for _ in range(runs):
         started = time.perf_counter()
