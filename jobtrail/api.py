@@ -30,7 +30,7 @@ from jobtrail.analytics_queries import (
     NotInModelError,
     QueueAnswer,
 )
-from jobtrail.health import Health, check_health
+from jobtrail.health import Health, cached_health
 from jobtrail.job_history import JobHistory
 from jobtrail.queries import (
     DeadLetterCount,
@@ -93,7 +93,7 @@ def create_api(queries: Queries, analytics: AnalyticsQueries, settings: ApiSetti
 
     @app.get("/api/health", response_model=Health, responses={503: {"model": Health}})
     def health() -> JSONResponse:
-        answer = check_health(queries)
+        answer = cached_health(queries)
         return JSONResponse(answer.model_dump(), status_code=200 if answer.healthy else 503)
 
     api = APIRouter(prefix="/api", dependencies=[Depends(authorized)])

@@ -7,10 +7,12 @@ Network I/O happens in the store's setup, never here at import or construction.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from cachetools import TTLCache, cachedmethod
 from pydantic import BaseModel, Field
 
 from jobtrail.errors import JobtrailError
@@ -26,6 +28,7 @@ if TYPE_CHECKING:
     from projections.couchbase import CouchbaseStore
 
 FINISHED = ("completed", "failed", "cancelled")
+DEAD_LETTERS_CACHE_S = 5.0
 
 
 class NotFoundError(JobtrailError):
@@ -169,8 +172,15 @@ class Queries:
         # Opened on first use: a Couchbase that is down fails the history question only.
         self._open_couchbase = couchbase
         self._couchbase: CouchbaseStore | None = None
+        self._dead_letters_cache: TTLCache[Any, list[DeadLetterCount]] = TTLCache(
+            maxsize=1, ttl=DEAD_LETTERS_CACHE_S
+        )
+        self._lock = threading.Lock()
 
+    @cachedmethod(lambda self: self._dead_letters_cache, lock=lambda self: self._lock)
     def dead_letters(self) -> list[DeadLetterCount]:
+        """Each DLQ read to its end, at most DEAD_LETTERS_CACHE_S old (reading them takes a
+        broker round trip per partition: a busy page must not repeat it per request)."""
         from streams.dead_letters import dlq_topics, summarize
 
         return [
@@ -180,10 +190,7 @@ class Queries:
         ]  # fmt: skip
 
     def job_names(self) -> list[JobNameSummary]:
-        return [
-            _summary(name, self.store.name_view(name, with_jobs=False))
-            for name in sorted(self.store.job_names())
-        ]
+        return [_summary(name, view) for name, view in self.store.name_views().items()]
 
     def job_name(self, name: str) -> JobNameDetail:
         view = self._view(name)
@@ -247,6 +254,7 @@ class Queries:
 
     def _view(self, name: str) -> NameView:
         """A job name's counters (not its job index); NotFoundError for a name never seen."""
-        if name not in self.store.job_names():
+        view = self.store.known_name_view(name)
+        if view is None:
             raise NotFoundError(f"no job name {name!r} in the read model")
-        return self.store.name_view(name, with_jobs=False)
+        return view

@@ -124,8 +124,11 @@ class RedisStore:
 
     def current_generation(self) -> int:
         with _unavailable_as_typed():
-            self.client.set(self.pointer_key, 1, nx=True)
-            return int(self.client.get(self.pointer_key) or 1)
+            current = self.client.get(self.pointer_key)
+            if current is None:  # first use: generation 1 (one round trip on every later call)
+                self.client.set(self.pointer_key, 1, nx=True)
+                current = self.client.get(self.pointer_key)
+            return int(current or 1)
 
     def new_generation(self) -> int:
         with _unavailable_as_typed():
@@ -246,24 +249,34 @@ class RedisStore:
     def _name_view(self, ns: str, name: str, *, with_jobs: bool = True) -> NameView:
         """A job name's counters; its job index too unless `with_jobs` is False (a reader that
         only needs counts should not pull every job id of a busy name)."""
-        prefix = f"{ns}name:{name}:"
+        return self._name_views(ns, [name], with_jobs=with_jobs)[0]
+
+    def _name_views(self, ns: str, names: list[str], *, with_jobs: bool = True) -> list[NameView]:
+        """`_name_view` of each name, in one round trip."""
         pipe = self.client.pipeline(transaction=False)
-        pipe.hgetall(prefix + "counts")
-        pipe.smembers(prefix + "active")
-        pipe.hgetall(prefix + "latest")
-        pipe.hgetall(prefix + "retries")
-        if with_jobs:
-            pipe.zrange(prefix + "jobs", 0, -1, withscores=True)
-        counts, active, latest, retries, *jobs = pipe.execute()
-        return NameView(
-            counts=Counter({k: int(v) for k, v in counts.items()}),
-            jobs={job_id: int(score) for job_id, score in jobs[0]} if jobs else {},
-            active=set(active),
-            latest=Latest(int(latest["created_at"]), latest["job_id"], latest.get("data"))
-            if latest
-            else None,
-            retries=Counter({k: int(v) for k, v in retries.items()}),
-        )
+        for name in names:
+            prefix = f"{ns}name:{name}:"
+            pipe.hgetall(prefix + "counts")
+            pipe.smembers(prefix + "active")
+            pipe.hgetall(prefix + "latest")
+            pipe.hgetall(prefix + "retries")
+            if with_jobs:
+                pipe.zrange(prefix + "jobs", 0, -1, withscores=True)
+        replies = pipe.execute()
+        width = 5 if with_jobs else 4
+        views = []
+        for start in range(0, len(replies), width):
+            counts, active, latest, retries, *jobs = replies[start : start + width]
+            views.append(NameView(
+                counts=Counter({k: int(v) for k, v in counts.items()}),
+                jobs={job_id: int(score) for job_id, score in jobs[0]} if jobs else {},
+                active=set(active),
+                latest=Latest(int(latest["created_at"]), latest["job_id"], latest.get("data"))
+                if latest
+                else None,
+                retries=Counter({k: int(v) for k, v in retries.items()}),
+            ))  # fmt: skip
+        return views
 
     def job(self, job_id: str, generation: int | None = None) -> JobView | None:
         generation = generation or self.current_generation()
@@ -301,6 +314,19 @@ class RedisStore:
 
     def name_view(self, name: str, *, with_jobs: bool = True) -> NameView:
         return self._name_view(self.namespace(self.current_generation()), name, with_jobs=with_jobs)
+
+    def known_name_view(self, name: str) -> NameView | None:
+        """A job name's counters (not its job index); None for a name never seen."""
+        ns = self.namespace(self.current_generation())
+        if not self.client.sismember(ns + "names", name):
+            return None
+        return self._name_view(ns, name, with_jobs=False)
+
+    def name_views(self, *, with_jobs: bool = False) -> dict[str, NameView]:
+        """Every job name's view, in two round trips (the names, then their counters)."""
+        ns = self.namespace(self.current_generation())
+        names = _members(self.client.smembers(ns + "names"))
+        return dict(zip(names, self._name_views(ns, names, with_jobs=with_jobs), strict=True))
 
     def job_names(self) -> list[str]:
         return _members(self.client.smembers(self.namespace(self.current_generation()) + "names"))

@@ -38,3 +38,13 @@ class CouchbaseSettings(BaseSettings):
     prefix: str = Field(default="jobtrail::", description="Document key prefix")
     timeout_s: float = Field(default=5.0, gt=0, description="Key-value operation timeout")
     concurrency: int = Field(default=16, ge=1, description="Concurrent document operations")
+
+
+class AnalyticsSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="JOBTRAIL_ANALYTICS_", frozen=True, extra="ignore")
+
+    max_level: int = Field(
+        default=32,
+        ge=1,
+        description="Concurrency levels above this share one bucket (a change needs a rebuild)",
+    )

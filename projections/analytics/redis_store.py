@@ -58,7 +58,7 @@ from projections.ports import (
     StoreBehindError,
 )
 from projections.redis import RedisStore, _unavailable_as_typed
-from projections.settings import RedisSettings
+from projections.settings import AnalyticsSettings, RedisSettings
 
 AnalyticsItem = tuple[Position, AnalyticsRecord | None]
 _RETRIES = 50  # optimistic transaction attempts before giving the conflict to the caller
@@ -67,10 +67,12 @@ _RETRIES = 50  # optimistic transaction attempts before giving the conflict to t
 class AnalyticsRedisStore:
     name = "analytics"
 
-    def __init__(self, settings: RedisSettings | None = None, *, max_level: int = 32) -> None:
+    def __init__(
+        self, settings: RedisSettings | None = None, analytics: AnalyticsSettings | None = None
+    ) -> None:
         base = settings or RedisSettings()
         self.settings = base.model_copy(update={"prefix": f"{base.prefix}analytics:"})
-        self.max_level = max_level
+        self.max_level = (analytics or AnalyticsSettings()).max_level
         # Generations, the pointer, drop and the rebuild ledger: the job read model's code, on
         # this model's own prefix.
         self.generations = RedisStore(self.settings)
