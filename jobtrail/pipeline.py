@@ -27,7 +27,10 @@ def consumer_groups(kafka: KafkaSettings, model: str) -> dict[str, tuple[str, li
         "processors": (app_id(kafka), job_events + list(internal_topic_names(kafka).values())),
         "embedder": (embedder_group(kafka, model), [catalog.vectorize_requests.name]),
         "project-redis": (f"{kafka.topic_prefix}projection-redis", job_events),
-        "project-couchbase": (f"{kafka.topic_prefix}projection-couchbase", job_events),
+        "project-couchbase": (
+            f"{kafka.topic_prefix}projection-couchbase",
+            [*job_events, catalog.error_vectors.name],
+        ),
         "project-analytics": (
             f"{kafka.topic_prefix}projection-analytics",
             [*job_events, catalog.attempt_outcomes.name, catalog.error_vectors.name],

@@ -59,6 +59,8 @@ from projections.couchbase_docs import (
     path_key,
     plan_calls,
     plan_job,
+    vector_entry,
+    vector_path,
     view_from_document,
 )
 from projections.couchbase_errors import (
@@ -74,16 +76,18 @@ from projections.couchbase_limits import SPEC_LIMIT, document_key
 from projections.model import Position, ReadModel, first_gap
 from projections.ports import (
     BatchResult,
-    Item,
     PendingBatch,
     StaleGenerationError,
     StoreBehindError,
     StoreUnavailableError,
 )
 from projections.settings import CouchbaseSettings
+from schemas.derived import ErrorVector
 from schemas.job_event import JobEvent, millis
 
 Run = list[tuple[Position, JobEvent]]
+# What the Couchbase projection reads: job events, and error vectors for the error documents.
+CouchbaseItem = tuple[Position, JobEvent | ErrorVector | None]
 
 # Offsets per job-index page: a page lists at most this many ids (of at most ~1 KB each).
 INDEX_PAGE_OFFSETS = 8192
@@ -226,7 +230,7 @@ class CouchbaseStore:
 
     def apply_batch(
         self,
-        items: Sequence[Item],
+        items: Sequence[CouchbaseItem],
         generation: int,
         *,
         check_current: bool = True,
@@ -238,30 +242,35 @@ class CouchbaseStore:
         if gap is not None:
             raise StoreBehindError(self.name, gap)
         by_job: dict[str, Run] = defaultdict(list)
+        vectors: dict[str, dict[str, ErrorVector]] = defaultdict(dict)
         offsets: dict[str, int] = {}
         skipped = 0
-        for position, event in items:
+        for position, record in items:
             offsets[position.source] = max(offsets.get(position.source, -1), position.offset)
-            if event is None:
+            if record is None:
                 skipped += 1
-                continue
-            by_job[event.job_id].append((position, event))
+            elif isinstance(record, ErrorVector):
+                vectors[record.fingerprint][record.model] = record  # the latest per key wins
+            else:
+                by_job[record.job_id].append((position, record))
         jobs = guarded(lambda: list(self._pool.map(
             lambda run: self._plan_job(generation, run), by_job.values())))  # fmt: skip
         fingerprints = _fingerprint_plans(job.plan.effective for job in jobs)
         guarded(lambda: list(self._pool.map(lambda kv: self._apply_fingerprint(generation, *kv),
                                             fingerprints.items())))  # fmt: skip
         guarded(lambda: list(self._pool.map(lambda job: self._write_job(generation, job), jobs)))
+        guarded(lambda: list(self._pool.map(lambda kv: self._apply_vectors(generation, *kv),
+                                            vectors.items())))  # fmt: skip
         guarded(lambda: self._advance_offsets(generation, offsets))
         refused = [job for job in jobs if job.refused]
         if refused:
             guarded(lambda: self._dead_letter(generation, refused))
-        applied = sum(job.plan.applied for job in jobs)
+        applied = sum(job.plan.applied for job in jobs) + sum(len(v) for v in vectors.values())
         return BatchResult(applied + skipped, sum(job.plan.duplicates for job in jobs))
 
     def submit_batch(
         self,
-        items: Sequence[Item],
+        items: Sequence[CouchbaseItem],
         generation: int,
         *,
         check_current: bool = True,
@@ -331,20 +340,44 @@ class CouchbaseStore:
         for specs in calls:
             cas = self.collection.mutate_in(key, _specs(specs), MutateInOptions(cas=cas)).cas
 
+    def _create_fingerprint(self, generation: int, fp: str, document: dict[str, Any]) -> None:
+        """Creates the error document (indexed first), unless another writer just did."""
+        with contextlib.suppress(PathExistsException):
+            self.collection.mutate_in(
+                self.key(generation, "index::fps::" + fp[:2]),
+                [sd.array_addunique("ids", fp, create_parents=True)],
+                MutateInOptions(store_semantics=sd.StoreSemantics.UPSERT),
+            )
+        with contextlib.suppress(DocumentExistsException):
+            self.collection.insert(self.key(generation, "fp::" + fp), check_document(document))
+
+    def _apply_vectors(self, generation: int, fp: str, vectors: dict[str, ErrorVector]) -> None:
+        """Upserts each model's vector into the error document (creating it when the vector
+        comes before the error's first occurrence). Idempotent: a replay writes the same value,
+        and a compacted topic keeps the latest vector per (fingerprint, model)."""
+        key = self.key(generation, "fp::" + fp)
+        mutations = [Mutation("upsert", vector_path(v.model), vector_entry(v))
+                     for v in vectors.values()]  # fmt: skip
+        while True:
+            try:
+                found = self.collection.get(key)
+            except DocumentNotFoundException:
+                self._create_fingerprint(generation, fp, FingerprintPlan("", "").new_document())
+                continue
+            try:
+                check_mutations(found.content_as[dict], mutations)
+                self.collection.mutate_in(key, _specs(mutations), MutateInOptions(cas=found.cas))
+                return
+            except CasMismatchException:
+                continue
+
     def _apply_fingerprint(self, generation: int, fp: str, plan: FingerprintPlan) -> None:
         key = self.key(generation, "fp::" + fp)
         while True:
             try:
                 found = self.collection.get(key)
             except DocumentNotFoundException:
-                with contextlib.suppress(PathExistsException):
-                    self.collection.mutate_in(
-                        self.key(generation, "index::fps::" + fp[:2]),
-                        [sd.array_addunique("ids", fp, create_parents=True)],
-                        MutateInOptions(store_semantics=sd.StoreSemantics.UPSERT),
-                    )
-                with contextlib.suppress(DocumentExistsException):
-                    self.collection.insert(key, check_document(plan.new_document()))
+                self._create_fingerprint(generation, fp, plan.new_document())
                 continue
             mutations, _ = plan.mutations(found.content_as[dict])
             if not mutations:
@@ -426,6 +459,10 @@ class CouchbaseStore:
 
     def job_document(self, job_id: str, generation: int) -> dict[str, Any] | None:
         found, _ = guarded(lambda: self._read(self.key(generation, "job::" + job_id)))
+        return found
+
+    def error_document(self, fp: str, generation: int) -> dict[str, Any] | None:
+        found, _ = guarded(lambda: self._read(self.key(generation, "fp::" + fp)))
         return found
 
     def snapshot(self, generation: int) -> ReadModel:

@@ -44,6 +44,7 @@ from projections.model import (
     ReadModel,
     apply_job_event,
 )
+from schemas.derived import ErrorVector
 from schemas.job_event import JobEvent, JobEventType, millis
 
 IMMUTABLE_PATHS = frozenset({"job_id", "job_name", "queue", "created_at", "data"})
@@ -356,11 +357,35 @@ class FingerprintPlan:
         offsets.update({path_key(s): o for s, o in new_guards.items()})
         mutations = [
             Mutation("upsert", "count", int(existing.get("count") or 0) + count),
+            # A document its vector created first has no template yet.
+            *(
+                [
+                    Mutation("upsert", "template", self.template),
+                    Mutation("upsert", "error_type", self.error_type),
+                ]
+                if not existing.get("template")
+                else []
+            ),
             Mutation("upsert", "first_seen", first),
             Mutation("upsert", "last_seen", last),
             Mutation("upsert", "offsets", offsets),
         ]
         return mutations, count
+
+
+def vector_path(model: str) -> str:
+    """Where a model's vector lives in the error document (model names hold dots and slashes,
+    which sub-document paths would read as nesting)."""
+    return "vectors." + model.replace(".", "~").replace("/", "~~")
+
+
+def vector_entry(vector: ErrorVector) -> dict[str, Any]:
+    return {
+        "model": vector.model,
+        "dimension": vector.dimension,
+        "truncated": vector.truncated,
+        "vector": list(vector.vector),
+    }
 
 
 def fingerprint_view(document: dict[str, Any]) -> FingerprintView:

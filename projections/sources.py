@@ -2,7 +2,8 @@
 
 The projector and the rebuild are the same for every read model; a source is what differs. The
 job read model reads job-events (`JobEventSource`); the analytics model reads job-events,
-attempt-outcomes and error-vectors (`AnalyticsSource`). Every job event passes the contract
+attempt-outcomes and error-vectors, the Couchbase projection job-events and error-vectors
+(`JobEventsAndDerivedSource`). Every job event passes the contract
 (`processors.validation.violation`, with the record's timestamp for the future-skew check); one
 that breaks it, or a record that does not decode, becomes a position-only item: the store records
 the position as applied and changes nothing else (the processors dead-letter such records).
@@ -107,17 +108,18 @@ class JobEventSource:
         return decode_batch(messages, self.codec)
 
 
-class AnalyticsSource:
-    """Job events (checked like everywhere else), attempt outcomes and error vectors."""
+class JobEventsAndDerivedSource:
+    """Job events (checked like everywhere else) and derived records (attempt outcomes, error
+    vectors), each topic with its own decoder."""
 
-    def __init__(self, kafka: KafkaSettings) -> None:
-        catalog = topic_catalog(kafka.topic_prefix)
-        self.job_events = catalog.job_events.name
-        self.decoders: dict[str, Callable[[bytes], AttemptOutcome | ErrorVector]] = {
-            catalog.attempt_outcomes.name: decode_attempt_outcome,
-            catalog.error_vectors.name: decode_error_vector,
-        }
-        self.topics = [self.job_events, *self.decoders]
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        derived: dict[str, Callable[[bytes], AttemptOutcome | ErrorVector]],
+    ) -> None:
+        self.job_events = topic_catalog(kafka.topic_prefix).job_events.name
+        self.decoders = derived
+        self.topics = [self.job_events, *derived]
         self.codec = create_codec(kafka.schema_registry_url)
 
     def decode(self, messages: Sequence[Message]) -> Decoded[AnalyticsRecord]:
@@ -136,3 +138,18 @@ class AnalyticsSource:
                     record = "undecodable"
             _append(decoded, position_of(message), record)
         return decoded
+
+
+def analytics_source(kafka: KafkaSettings) -> JobEventsAndDerivedSource:
+    """The analytics model's: job events, attempt outcomes, error vectors."""
+    catalog = topic_catalog(kafka.topic_prefix)
+    return JobEventsAndDerivedSource(kafka, {
+        catalog.attempt_outcomes.name: decode_attempt_outcome,
+        catalog.error_vectors.name: decode_error_vector,
+    })  # fmt: skip
+
+
+def couchbase_source(kafka: KafkaSettings) -> JobEventsAndDerivedSource:
+    """The Couchbase projection's: job events, and error vectors for the error documents."""
+    catalog = topic_catalog(kafka.topic_prefix)
+    return JobEventsAndDerivedSource(kafka, {catalog.error_vectors.name: decode_error_vector})

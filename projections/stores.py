@@ -9,7 +9,7 @@ from typing import Any
 
 from jobtrail.errors import ConfigurationError
 from projections.ports import JobEventStore, ProjectionStore
-from projections.sources import AnalyticsSource, JobEventSource, RecordSource
+from projections.sources import JobEventSource, RecordSource, analytics_source, couchbase_source
 from streams.settings import KafkaSettings
 
 
@@ -33,7 +33,9 @@ def open_projection(kind: StoreKind, kafka: KafkaSettings) -> Projection:
     if kind is StoreKind.ANALYTICS:
         from projections.analytics.redis_store import AnalyticsRedisStore
 
-        return Projection(AnalyticsRedisStore(), AnalyticsSource(kafka))
+        return Projection(AnalyticsRedisStore(), analytics_source(kafka))
+    if kind is StoreKind.COUCHBASE:  # job documents, and error documents with their vectors
+        return Projection(open_store(kind), couchbase_source(kafka))
     return Projection(open_store(kind), JobEventSource(kafka))
 
 

@@ -28,7 +28,7 @@ from projections.model import Position, ReadModel
 from projections.projector import Projector
 from projections.rebuild import rebuild
 from projections.settings import ProjectorSettings, RedisSettings
-from projections.sources import AnalyticsSource
+from projections.sources import analytics_source
 from schemas.derived import ErrorVector, encode_attempt_outcome, encode_error_vector
 from schemas.job_event import JobEvent, JobEventType
 from streams.demo.workload import Workload, WorkloadConfig
@@ -95,7 +95,7 @@ def produce(kafka: KafkaSettings) -> None:
 
 
 def reference_fold(kafka: KafkaSettings) -> AnalyticsModel:
-    source = AnalyticsSource(kafka)
+    source = analytics_source(kafka)
     items: list[tuple[Position, object]] = []
     for topic in source.topics:
         items += source.decode(list(read_to_end(kafka, topic))).items
@@ -132,7 +132,7 @@ def projected(kafka_bootstrap: str, redis_url: str) -> Iterator[Projected]:
         # transaction must lose no update (without it, this test fails).
         projectors = [
             Projector(
-                store, kafka, ProjectorSettings(batch_size=300), source=AnalyticsSource(kafka)
+                store, kafka, ProjectorSettings(batch_size=300), source=analytics_source(kafka)
             )
             for _ in range(2)
         ]
@@ -173,7 +173,7 @@ def test_error_counts_equal_the_job_read_models(projected: Projected) -> None:
 def test_a_rebuild_gives_the_same_model(projected: Projected) -> None:
     store = projected.store
     before = store.current_generation()
-    report = rebuild(store, projected.kafka, source=AnalyticsSource(projected.kafka),
+    report = rebuild(store, projected.kafka, source=analytics_source(projected.kafka),
                      batch_size=900, drop_grace_s=0.1)  # fmt: skip
     assert report.new_generation != before == report.old_generation
     assert store.current_generation() == report.new_generation
@@ -190,7 +190,7 @@ def test_a_projector_stopped_mid_way_resumes_from_the_store(
     try:
         # Its own group (a second deployment of the projection), stopped after three batches.
         first = Projector(store, kafka, ProjectorSettings(batch_size=500),
-                          source=AnalyticsSource(kafka))  # fmt: skip
+                          source=analytics_source(kafka))  # fmt: skip
         first.group_id += "-resume"
         first.start()
         threading.Thread(target=stop_after, args=(first, 3), daemon=True).start()
@@ -200,7 +200,7 @@ def test_a_projector_stopped_mid_way_resumes_from_the_store(
         total = sum(o + 1 for o in projected.reference.offsets.values())
         assert 0 < applied < total
         second = Projector(store, kafka, ProjectorSettings(batch_size=2000),
-                           source=AnalyticsSource(kafka))  # fmt: skip
+                           source=analytics_source(kafka))  # fmt: skip
         second.group_id += "-resume"
         second.start()
         second.run(idle_stop_s=4)
