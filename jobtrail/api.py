@@ -63,6 +63,11 @@ class ApiSettings(BaseSettings):
         return None if value == "" else value
 
 
+def health_response(answer: Health) -> JSONResponse:
+    """200 when healthy, else 503, with the answer as JSON (times as ISO 8601 strings)."""
+    return JSONResponse(answer.model_dump(mode="json"), status_code=200 if answer.healthy else 503)
+
+
 def create_api(queries: Queries, analytics: AnalyticsQueries, settings: ApiSettings) -> FastAPI:
     app = FastAPI(title="jobtrail", version=__version__,
                   description="Background-job analytics from the jobtrail read models")  # fmt: skip
@@ -93,8 +98,7 @@ def create_api(queries: Queries, analytics: AnalyticsQueries, settings: ApiSetti
 
     @app.get("/api/health", response_model=Health, responses={503: {"model": Health}})
     def health() -> JSONResponse:
-        answer = cached_health(queries)
-        return JSONResponse(answer.model_dump(), status_code=200 if answer.healthy else 503)
+        return health_response(cached_health(queries))
 
     api = APIRouter(prefix="/api", dependencies=[Depends(authorized)])
 
