@@ -22,7 +22,8 @@ from confluent_kafka import Producer
 from jobtrail.concurrency_curve import concurrency_curve
 from processors.fingerprint import fingerprint
 from processors.outcomes import recompute
-from projections.analytics.model import AnalyticsModel, fold
+from projections.analytics import histogram
+from projections.analytics.model import AnalyticsModel, fold, queue_key, split_queue_key
 from projections.analytics.redis_store import AnalyticsRedisStore
 from projections.model import Position, ReadModel
 from projections.projector import Projector
@@ -267,7 +268,22 @@ def test_queues_and_gaps_answer_from_the_model(projected: Projected, api_url: st
     terminal = {e.job_id for e in EVENTS if e.type.value in ("COMPLETED", "CANCELLED")
                 or (e.type.value == "FAILED" and e.will_retry is False)}  # fmt: skip
     assert finished == len(terminal)
-    assert all(row["run_time_ms"]["p99"] >= row["run_time_ms"]["p50"] > 0 for row in queues)
+    reference = projected.reference.queues
+    assert {(row["queue"], row["job_name"]) for row in queues} == {
+        split_queue_key(key) for key in reference
+    }
+    for row in queues:
+        stats = reference[queue_key(row["queue"], row["job_name"])]
+        states = stats.states
+        waiting = sum(states.get(s, 0) for s in ("queued", "retrying", "stalled"))
+        assert (row["waiting"], row["active"], row["completed"], row["failed"]) == (
+            waiting, states.get("active", 0), states.get("completed", 0), states.get("failed", 0)
+        )  # fmt: skip
+        for answer, hist in ((row["waiting_time_ms"], stats.waiting),
+                             (row["run_time_ms"], stats.running)):  # fmt: skip
+            assert [answer[q] for q in ("p50", "p95", "p99")] == [
+                histogram.quantile_ms(hist, q) for q in (0.5, 0.95, 0.99)
+            ]
     status, gaps = get(api_url + "/api/gaps", token=None)
     assert status == 200
     open_now = {j for j, t in projected.reference.jobs.items() if t.open}
