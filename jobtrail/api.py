@@ -30,7 +30,7 @@ from jobtrail.analytics_queries import (
     NotInModelError,
     QueueAnswer,
 )
-from jobtrail.health import Health, cached_health
+from jobtrail.health import HEALTH_MAX_AGE_S, Health, check_health
 from jobtrail.job_history import JobHistory
 from jobtrail.queries import (
     DeadLetterCount,
@@ -43,8 +43,11 @@ from jobtrail.queries import (
     Queries,
     RetryCurve,
 )
+from jobtrail.refresh import RefreshAhead
 from projections.model import JobState
 from projections.ports import StoreUnavailableError
+
+DEAD_LETTERS_MAX_AGE_S = 5.0  # reading every DLQ to its end takes a round trip per partition
 
 
 class ApiSettings(BaseSettings):
@@ -72,6 +75,9 @@ def create_api(queries: Queries, analytics: AnalyticsQueries, settings: ApiSetti
     app = FastAPI(title="jobtrail", version=__version__,
                   description="Background-job analytics from the jobtrail read models")  # fmt: skip
     bearer = HTTPBearer(auto_error=False)
+    # Answers that ask the broker: served from memory, refreshed in the background.
+    health_answers = RefreshAhead(lambda: check_health(queries), HEALTH_MAX_AGE_S)
+    letters = RefreshAhead(queries.dead_letters, DEAD_LETTERS_MAX_AGE_S)
 
     def authorized(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -98,7 +104,7 @@ def create_api(queries: Queries, analytics: AnalyticsQueries, settings: ApiSetti
 
     @app.get("/api/health", response_model=Health, responses={503: {"model": Health}})
     def health() -> JSONResponse:
-        return health_response(cached_health(queries))
+        return health_response(health_answers.get())
 
     api = APIRouter(prefix="/api", dependencies=[Depends(authorized)])
 
@@ -161,7 +167,7 @@ def create_api(queries: Queries, analytics: AnalyticsQueries, settings: ApiSetti
 
     @api.get("/dead-letters")
     def dead_letters() -> list[DeadLetterCount]:
-        return queries.dead_letters()
+        return letters.get()
 
     @api.get("/jobs/{job_id}")
     def job(job_id: str) -> JobDetail:

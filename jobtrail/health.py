@@ -14,7 +14,6 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from cachetools import TTLCache, cached
 from pydantic import BaseModel, Field
 
 from jobtrail.errors import JobtrailError
@@ -24,9 +23,10 @@ from streams.lag import group_position
 from streams.settings import KafkaSettings
 
 HEALTH_TIMEOUT_S = 3.0  # a health check that waits longer than this is itself the problem
-# An answer is reused for this long: asking the broker about every group takes tens of
-# milliseconds, and a load balancer or a dashboard polling /api/health must not multiply that.
-HEALTH_CACHE_S = 2.0
+# /api/health serves an answer at most about this old (jobtrail/refresh.py): asking the broker
+# about every group takes a while, and a load balancer or a dashboard polling /api/health must not
+# multiply that, nor wait for it.
+HEALTH_MAX_AGE_S = 2.0
 
 
 class Dependency(BaseModel):
@@ -70,12 +70,6 @@ class ProgressTracker:
 
 
 _TRACKER = ProgressTracker()
-
-
-@cached(TTLCache(maxsize=8, ttl=HEALTH_CACHE_S), lock=threading.Lock())
-def cached_health(queries: Queries) -> Health:
-    """`check_health`, answered at most HEALTH_CACHE_S old."""
-    return check_health(queries)
 
 
 def check_health(queries: Queries, tracker: ProgressTracker = _TRACKER) -> Health:

@@ -7,12 +7,10 @@ Network I/O happens in the store's setup, never here at import or construction.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from cachetools import TTLCache, cachedmethod
 from pydantic import BaseModel, Field
 
 from jobtrail.errors import JobtrailError
@@ -28,7 +26,6 @@ if TYPE_CHECKING:
     from projections.couchbase import CouchbaseStore
 
 FINISHED = ("completed", "failed", "cancelled")
-DEAD_LETTERS_CACHE_S = 5.0
 
 
 class NotFoundError(JobtrailError):
@@ -172,15 +169,9 @@ class Queries:
         # Opened on first use: a Couchbase that is down fails the history question only.
         self._open_couchbase = couchbase
         self._couchbase: CouchbaseStore | None = None
-        self._dead_letters_cache: TTLCache[Any, list[DeadLetterCount]] = TTLCache(
-            maxsize=1, ttl=DEAD_LETTERS_CACHE_S
-        )
-        self._lock = threading.Lock()
 
-    @cachedmethod(lambda self: self._dead_letters_cache, lock=lambda self: self._lock)
     def dead_letters(self) -> list[DeadLetterCount]:
-        """Each DLQ read to its end, at most DEAD_LETTERS_CACHE_S old (reading them takes a
-        broker round trip per partition: a busy page must not repeat it per request)."""
+        """Each DLQ read to its end."""
         from streams.dead_letters import dlq_topics, summarize
 
         return [
