@@ -64,6 +64,7 @@ local function create_job(jk, kind, job_id, job_name, queue, at, data)
   local nk = ns .. 'name:' .. job_name .. ':'
   redis.call('SADD', ns .. 'names', job_name)
   redis.call('ZADD', nk .. 'jobs', at, job_id)
+  redis.call('ZADD', nk .. 'state:queued', at, job_id)
   redis.call('HINCRBY', nk .. 'counts', 'queued', 1)
   local lk = nk .. 'latest'
   local latest = redis.call('HMGET', lk, 'created_at', 'job_id')
@@ -95,11 +96,12 @@ local function apply(a)
   local kind, job_id, at = a[3], a[4], a[7]
   local jk = ns .. 'job:' .. job_id
   local ek = ns .. 'eids:' .. job_id
-  local job = redis.call('HMGET', jk, 'state', 'job_name', 'attempts', 'failures', 'first_started_at')
+  local job = redis.call('HMGET', jk, 'state', 'job_name', 'attempts', 'failures', 'first_started_at',
+                        'created_at')
   local state, name = job[1], job[2]
   if not state then
     create_job(jk, kind, job_id, a[5], a[6], at, a[10])
-    state, name, job[3], job[4] = 'queued', a[5], '0', '0'
+    state, name, job[3], job[4], job[6] = 'queued', a[5], '0', '0', at
   elseif redis.call('LPOS', ek, a[16]) then
     return false
   end
@@ -141,6 +143,9 @@ local function apply(a)
     redis.call('HINCRBY', nk .. 'counts', new_state, 1)
     if new_state == 'active' then redis.call('SADD', nk .. 'active', job_id) end
     if state == 'active' then redis.call('SREM', nk .. 'active', job_id) end
+    -- The jobs now in each state, by creation time: `jobs?state=` pages it like `jobs`.
+    redis.call('ZREM', nk .. 'state:' .. state, job_id)
+    redis.call('ZADD', nk .. 'state:' .. new_state, job[6], job_id)
   end
   redis.call('HSET', jk, unpack(set))
   if #clear > 0 then redis.call('HDEL', jk, unpack(clear)) end

@@ -139,6 +139,17 @@ def test_a_job_name_its_jobs_newest_first_and_its_latest_invocation(server: Serv
     status, page = get(f"{server.url}/api/job-names/{name}/jobs?state=completed&page=2&size=5")
     assert status == 200
     assert (page["job_ids"], page["total"]) == (completed[10:15], len(completed))
+    for state in {str(job.state) for job in server.fold.jobs.values()}:
+        listed: list[str] = []
+        while True:
+            url = f"{server.url}/api/job-names/{name}/jobs?state={state}&page={len(listed) // 500}"
+            status, page = get(url + "&size=500")
+            assert status == 200
+            listed += page["job_ids"]
+            if len(page["job_ids"]) < 500:
+                break
+        in_state = [job for job in newest_first if server.fold.jobs[job].state == state]
+        assert listed == in_state, state
 
 
 def test_the_retry_curve_equals_the_recomputation(server: Server) -> None:
