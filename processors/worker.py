@@ -6,20 +6,33 @@ import logging
 
 import faust
 
-from processors.app import create_app
+from processors.app import create_app, internal_topic_names
 from processors.metrics import ProcessorMetrics
 from processors.settings import ProcessorSettings
 from streams.admin import TopicAdmin
 from streams.settings import KafkaSettings
-from streams.topics import plan_topics, topic_catalog
+from streams.topics import TopicSpec, plan_topics, topic_catalog
 
 
 def ensure_topics(kafka: KafkaSettings) -> list[str]:
-    """Creates the catalog topics the app reads and writes (its internal ones Faust creates)."""
+    """Creates the catalog topics the app reads and writes, and its internal stream topics, and
+    waits until the broker's metadata shows them.
+
+    The internal ones Faust would create itself, but at startup, milliseconds before it
+    subscribes: a topic not yet in the cluster's metadata when the group assigns partitions is
+    left out of the assignment ("Ignoring missing topic"), and nothing is read from it until the
+    next rebalance. For attempt-edges that meant a worker that never emitted an outcome (seen
+    twice in CI). Faust finds them existing and goes on."""
     admin = TopicAdmin(kafka)
     catalog = topic_catalog(kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
+    internal = [
+        TopicSpec(name, "bytes", "json", kafka.partitions, kafka.replication_factor)
+        for name in internal_topic_names(kafka).values()
+    ]
     existing = admin.existing(spec.name for spec in catalog.all())
-    return admin.apply(plan_topics(catalog, existing))
+    created = admin.apply(plan_topics(catalog, existing))
+    missing = [s for s in internal if s.name not in admin.existing(t.name for t in internal)]
+    return created + admin.create(missing)
 
 
 _LEVELS = {"crit": logging.CRITICAL, "error": logging.ERROR, "warn": logging.WARNING,
