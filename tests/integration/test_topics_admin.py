@@ -67,3 +67,29 @@ def test_cli_reports_an_unreachable_broker_clearly() -> None:
         os.environ.pop("JOBTRAIL_CONNECT_TIMEOUT_S")
     assert done.returncode == 2
     assert "did not answer within 2 s" in done.stderr
+
+
+def test_the_processors_internal_stream_topics_exist_before_their_worker_subscribes(
+    kafka_bootstrap: str,
+) -> None:
+    # Created by Faust itself, they could miss the group's first assignment (the metadata did not
+    # show them yet) and stay unread: no attempt outcome ever came out. The worker creates them
+    # first now, and waits until the metadata shows them with leaders.
+    from processors.app import internal_topic_names
+    from processors.worker import ensure_topics
+
+    kafka = KafkaSettings(
+        bootstrap_servers=kafka_bootstrap, topic_prefix=f"test-{uuid.uuid4().hex[:10]}."
+    )
+    admin = TopicAdmin(kafka)
+    internal = list(internal_topic_names(kafka).values())
+    try:
+        created = ensure_topics(kafka)
+        assert set(internal) <= set(created)
+        topics = admin.metadata().topics
+        for name in internal:
+            partitions = topics[name].partitions.values()
+            assert len(partitions) == kafka.partitions and all(p.leader >= 0 for p in partitions)
+        assert ensure_topics(kafka) == []  # a restart creates nothing
+    finally:
+        admin.delete(n for n in admin.metadata().topics if n.startswith(kafka.topic_prefix))
