@@ -234,7 +234,7 @@ class AnalyticsQueries:
 
     def queues(self) -> list[QueueAnswer]:
         answers = []
-        for key, stats in self._queue_stats():
+        for key, stats in self._queue_stats(self.store.current()):
             queue, name = split_queue_key(key)
             states = stats.states
             minutes = stats.finished_per_minute
@@ -260,15 +260,12 @@ class AnalyticsQueries:
         open_jobs = int(client.zcard(ns + "open"))
         if not progress:
             return GapsAnswer(progress=None, jobs=[], open_jobs=open_jobs)
-        thresholds = self._thresholds_ms()
+        thresholds = self._thresholds_ms(ns)
         settings = self.gaps_settings
-        floor = settings.timeout_s if settings.fixed else settings.min_s
-        # Only stalled jobs can be stuck younger than the lowest threshold: read those apart.
-        old = [str(j) for j in client.zrangebyscore(ns + "open", "-inf", progress - floor * 1000)]
-        young = [str(j) for j in client.zrangebyscore(ns + "open", f"({progress - floor * 1000}",
-                                                      "+inf")]  # fmt: skip
+        # Every open job is read: a stalled one is stuck at any age.
+        open_ids = [str(j) for j in client.zrange(ns + "open", 0, -1)]
         stuck: list[StuckJob] = []
-        for job_id, raw in self._tracks(ns, old + young):
+        for job_id, raw in self._tracks(ns, open_ids):
             track = track_from_json(_json(raw)["track"])
             age_ms = progress - track.since
             if track.state is JobState.STALLED:
@@ -290,13 +287,13 @@ class AnalyticsQueries:
             found += [(j, str(v)) for j, v in zip(chunk, values, strict=True) if v is not None]
         return found
 
-    def _thresholds_ms(self) -> dict[tuple[str, str], float]:
+    def _thresholds_ms(self, ns: str) -> dict[tuple[str, str], float]:
         """(job name, "waiting" | "running") -> threshold in ms, from the queues' histograms."""
         settings = self.gaps_settings
         if settings.fixed:
             return {}
         per_name: dict[tuple[str, str], list[histogram.Histogram]] = {}
-        for key, stats in self._queue_stats():
+        for key, stats in self._queue_stats(ns):
             name = split_queue_key(key)[1]
             per_name.setdefault((name, "waiting"), []).append(stats.waiting)
             per_name.setdefault((name, "running"), []).append(stats.running)
@@ -308,8 +305,7 @@ class AnalyticsQueries:
                 thresholds[phase] = max(settings.multiple * p99, settings.min_s * 1000)
         return thresholds
 
-    def _queue_stats(self) -> list[tuple[str, QueueStats]]:
-        ns = self.store.current()
+    def _queue_stats(self, ns: str) -> list[tuple[str, QueueStats]]:
         keys = sorted(str(k) for k in self.store.client.smembers(ns + "queues"))
         docs = self.store.client.mget([f"{ns}queue:{k}" for k in keys]) if keys else []
         return [(k, queue_from_json(_json(raw))) for k, raw in zip(keys, docs, strict=True)

@@ -292,9 +292,6 @@ class RedisStore:
         key = f"{ns}name:{name}:" + ("jobs" if state is None else f"state:{state}")
         return [str(j) for j in self.client.zrevrange(key, page * size, (page + 1) * size - 1)]
 
-    def name_view(self, name: str, *, with_jobs: bool = True) -> NameView:
-        return self._name_view(self.namespace(self.current_generation()), name, with_jobs=with_jobs)
-
     def known_name_view(self, name: str) -> NameView | None:
         """A job name's counters (not its job index); None for a name never seen."""
         ns = self.namespace(self.current_generation())

@@ -80,14 +80,6 @@ def decode_batch(
     return decoded
 
 
-def decode_items(
-    messages: Sequence[Message], codec: JobEventCodec
-) -> tuple[list[tuple[Position, JobEvent | None]], int]:
-    """`decode_batch` as (items, records skipped: undecodable or breaking the contract)."""
-    decoded = decode_batch(messages, codec)
-    return decoded.items, decoded.skipped
-
-
 def _append(decoded: Decoded[R], position: Position, record: R | str) -> None:
     if isinstance(record, str):
         decoded.items.append((position, None))

@@ -35,7 +35,7 @@ import json
 import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict
-from typing import Any, cast
+from typing import Any
 
 import redis
 
@@ -57,7 +57,7 @@ from projections.ports import (
     StaleGenerationError,
     StoreBehindError,
 )
-from projections.redis import RedisStore, _unavailable_as_typed
+from projections.redis import RedisStore, _hash, _unavailable_as_typed
 from projections.settings import AnalyticsSettings, RedisSettings
 
 AnalyticsItem = tuple[Position, AnalyticsRecord | None]
@@ -343,7 +343,3 @@ def decode_vector(raw: str) -> tuple[float, ...]:
 
 def _suffixes(keys: Sequence[str], prefix: str) -> set[str]:
     return {k[len(prefix) :] for k in keys if k.startswith(prefix)}
-
-
-def _hash(raw: Any) -> dict[str, str]:
-    return cast(dict[str, str], raw)

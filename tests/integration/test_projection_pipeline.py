@@ -20,7 +20,7 @@ from projections.ports import ProjectionStore
 from projections.projector import Projector
 from projections.rebuild import rebuild
 from projections.settings import ProjectorSettings
-from projections.sources import decode_items
+from projections.sources import decode_batch
 from schemas.codec import SingleObjectCodec
 from streams.demo.workload import Workload, WorkloadConfig
 from streams.producer import JobEventProducer
@@ -42,7 +42,7 @@ def reference_fold(kafka: KafkaSettings) -> ReadModel:
     topic = catalog_of(kafka).job_events.name
     memory = MemoryStore()
     messages = list(read_messages(kafka, topic, idle_s=3))
-    items, _ = decode_items(messages, SingleObjectCodec())
+    items = decode_batch(messages, SingleObjectCodec()).items
     memory.apply_batch(items, memory.current_generation())
     return memory.snapshot(memory.current_generation())
 
