@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from jobtrail.analytics_queries import AnalyticsQueries, Quantiles
+    from jobtrail.categories.service import CategoryService
     from jobtrail.queries import Queries, Rate
     from projections.couchbase import CouchbaseStore
 
@@ -47,6 +48,17 @@ def _analytics() -> AnalyticsQueries:
     store = AnalyticsRedisStore()
     store.setup()
     return AnalyticsQueries(store)
+
+
+def _categories() -> CategoryService:
+    from jobtrail.categories.service import CategoryService
+    from jobtrail.categories.settings import CategorySettings
+    from processors.embedding.providers import open_provider
+    from processors.embedding.settings import EmbedderSettings
+
+    embedder = EmbedderSettings()
+    return CategoryService(_analytics().store, embedder.model, CategorySettings(),
+                           lambda: open_provider(embedder))  # fmt: skip
 
 
 def _rate(chance: Proportion | Rate) -> tuple[str, str]:
@@ -207,6 +219,77 @@ def job(
     print(answer.model_dump_json(indent=2))
 
 
+def categories(
+    name: Annotated[
+        str | None, typer.Argument(help="One category in full: top errors, job names, hours.")
+    ] = None,
+    job_name: Annotated[str | None, typer.Option(help="Only this job name's errors.")] = None,
+) -> None:
+    """Occurrences per error category (JOBTRAIL_CATEGORIES_FILE, the starter file when unset):
+    each distinct error classified from its vector in the analytics read model."""
+    service = _categories()
+    out = Console()
+    if name is not None:
+        detail = service.category(name)
+        out.print(f"{detail.name}: {detail.occurrences:,} occurrences, {detail.fingerprints} "
+                  f"distinct errors ({detail.share:.1%}); {detail.description or ''}")  # fmt: skip
+        table = Table("occurrences", "score", "fingerprint", "template")
+        for top in detail.top_errors:
+            score = "-" if top.score is None else f"{top.score:.2f}"
+            table.add_row(str(top.occurrences), score, top.fingerprint[:12], top.template[:80])
+        out.print(table)
+        out.print("job names: " + ", ".join(f"{k} {v}" for k, v in detail.job_names.items()))
+        return
+    answer = service.categories(job_name=job_name)
+    table = Table("category", "occurrences", "share", "distinct errors")
+    for count in answer.categories:
+        table.add_row(count.name, f"{count.occurrences:,}", f"{count.share:.1%}",
+                      str(count.fingerprints))  # fmt: skip
+    out.print(table)
+    if answer.file_error:
+        out.print(f"[red]the categories file is bad now, the last good one serves: "
+                  f"{answer.file_error}[/red]")  # fmt: skip
+    out.print(f"{answer.total:,} occurrences; categories from {answer.categories_file}, "
+              f"vectors of {answer.model}")  # fmt: skip
+
+
+def categorize(
+    categories_file: Annotated[
+        str | None,
+        typer.Option(
+            "--categories",
+            help="The categories YAML (default: JOBTRAIL_CATEGORIES_FILE, else the starter).",
+        ),
+    ] = None,
+    scores: Annotated[bool, typer.Option(help="Print each line's score after a tab.")] = True,
+) -> None:
+    """Reads error messages on stdin, one per line, and prints one line per message: its
+    category's name or `uncategorized`, then a tab and the score; the classifier and embedding
+    provider (JOBTRAIL_EMBED_*) are those of the pipeline."""
+    import sys
+
+    from jobtrail.categories.categorize import build_classifier, message_inputs
+    from jobtrail.categories.classifier import Thresholds
+    from jobtrail.categories.definitions import UNCATEGORIZED, load_categories
+    from jobtrail.categories.settings import CategorySettings
+    from processors.embedding.providers import open_provider
+    from processors.embedding.settings import EmbedderSettings
+
+    settings = CategorySettings()
+    chosen = load_categories(categories_file or settings.file)
+    messages = [line.rstrip("\r\n") for line in sys.stdin]
+    provider = open_provider(EmbedderSettings())
+    thresholds = Thresholds(settings.min_score, settings.min_margin, settings.lexical_weight)
+    classifier = build_classifier(chosen, provider, thresholds)
+    labels = classifier.classify(*message_inputs(messages, provider)) if messages else None
+    out = sys.stdout
+    for row in range(len(messages)):
+        assert labels is not None
+        name = classifier.name_of(int(labels.index[row])) or UNCATEGORIZED
+        out.write(f"{name}\t{labels.score[row]:.3f}\n" if scores else f"{name}\n")
+    out.flush()
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="Listen address (JOBTRAIL_API_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (JOBTRAIL_API_PORT).")] = None,
@@ -231,7 +314,7 @@ def api_from_env() -> FastAPI:
     """The API app with its read models and settings from the environment (JOBTRAIL_*)."""
     from jobtrail.api import ApiSettings, create_api
 
-    return create_api(_queries(), _analytics(), ApiSettings())
+    return create_api(_queries(), _analytics(), ApiSettings(), _categories())
 
 
 def status() -> None:
@@ -264,4 +347,5 @@ def status() -> None:
         raise typer.Exit(1)
 
 
-COMMANDS = (stats, retries, concurrency, errors, error, gaps, queues, jobs, job, serve, status)
+COMMANDS = (stats, retries, concurrency, errors, error, gaps, queues, jobs, job, categories,
+            categorize, serve, status)  # fmt: skip

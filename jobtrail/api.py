@@ -15,8 +15,9 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -29,6 +30,12 @@ from jobtrail.analytics_queries import (
     GapsAnswer,
     NotInModelError,
     QueueAnswer,
+)
+from jobtrail.categories.service import (
+    CategoriesAnswer,
+    CategoryDetail,
+    CategoryService,
+    UnknownCategoryError,
 )
 from jobtrail.health import HEALTH_MAX_AGE_S, Health, check_health
 from jobtrail.job_history import JobHistory
@@ -71,7 +78,12 @@ def health_response(answer: Health) -> JSONResponse:
     return JSONResponse(answer.model_dump(mode="json"), status_code=200 if answer.healthy else 503)
 
 
-def create_api(queries: Queries, analytics: AnalyticsQueries, settings: ApiSettings) -> FastAPI:
+def create_api(
+    queries: Queries,
+    analytics: AnalyticsQueries,
+    settings: ApiSettings,
+    categories: CategoryService | None = None,
+) -> FastAPI:
     app = FastAPI(title="jobtrail", version=__version__,
                   description="Background-job analytics from the jobtrail read models")  # fmt: skip
     bearer = HTTPBearer(auto_error=False)
@@ -91,6 +103,7 @@ def create_api(queries: Queries, analytics: AnalyticsQueries, settings: ApiSetti
 
     @app.exception_handler(NotFoundError)
     @app.exception_handler(NotInModelError)
+    @app.exception_handler(UnknownCategoryError)
     def not_found(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)
 
@@ -106,7 +119,23 @@ def create_api(queries: Queries, analytics: AnalyticsQueries, settings: ApiSetti
     def health() -> JSONResponse:
         return health_response(health_answers.get())
 
+    # Read-model figures for Prometheus (no token: a scraper sends none; they name no job).
+    registry = CollectorRegistry(auto_describe=True)
+    if categories is not None:
+        from jobtrail.categories.metrics import CategoryCollector
+
+        registry.register(CategoryCollector(categories))
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
     api = APIRouter(prefix="/api", dependencies=[Depends(authorized)])
+
+    def category_service() -> CategoryService:
+        if categories is None:
+            raise NotConfiguredError("categories are not served by this API")
+        return categories
 
     @api.get("/job-names")
     def job_names() -> list[JobNameSummary]:
@@ -176,6 +205,24 @@ def create_api(queries: Queries, analytics: AnalyticsQueries, settings: ApiSetti
     @api.get("/jobs/{job_id}/history")
     def history(job_id: str) -> JobHistory:
         return queries.history(job_id)
+
+    @api.get("/categories")
+    def category_counts(
+        job_name: Annotated[str | None, Query(description="only this job name's errors")] = None,
+        since: Annotated[
+            datetime | None, Query(description="occurrences from this hour on (last 7 days)")
+        ] = None,
+    ) -> CategoriesAnswer:
+        if job_name is not None and since is not None:
+            raise HTTPException(422, "job_name and since cannot be combined: per-hour counts "
+                                     "are kept per error, not per job name")  # fmt: skip
+        return category_service().categories(job_name=job_name, since=since)
+
+    @api.get("/categories/{name}")
+    def category(
+        name: str, top: Annotated[int, Query(ge=1, le=20, description="top errors")] = 10
+    ) -> CategoryDetail:
+        return category_service().category(name, top=top)
 
     app.include_router(api)
     return app

@@ -27,7 +27,11 @@ def text_for(request: VectorizeRequest, max_chars: int) -> EmbedText | Unembedda
     Characters, not tokens, bound the cut: cheap, provider-agnostic, and conservative when
     `max_chars` is set from the token limit at the worst case of one character per token.
     """
-    text = " ".join(request.template.split())
+    return text_of_template(request.template, max_chars)
+
+
+def text_of_template(template: str, max_chars: int) -> EmbedText | Unembeddable:
+    text = " ".join(template.split())
     if not text:
         return Unembeddable("empty_text", "the template is empty or only whitespace")
     if len(text) > max_chars:

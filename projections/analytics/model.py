@@ -41,6 +41,8 @@ LATEST_JOBS = 10  # per error: the latest distinct jobs that hit it
 SAMPLE_CHARS = 1000  # per error: the sample message's bound
 MINUTES_KEPT = 120  # per queue: finished jobs per minute, for the last two hours of event time
 MINUTE_MS = 60_000
+HOURS_KEPT = 168  # per error: occurrences per event-time hour, for the last week
+HOUR_MS = 3_600_000
 
 
 @dataclass(slots=True)
@@ -84,6 +86,7 @@ class ErrorStats:
     job_names: dict[str, int] = field(default_factory=dict)
     latest_jobs: dict[str, int] = field(default_factory=dict)  # job id -> its latest hit (ms)
     models: dict[str, int] = field(default_factory=dict)  # embedding model -> dimension
+    hours: dict[int, int] = field(default_factory=dict)  # event-time hour (ms) -> occurrences
 
 
 def queue_key(queue: str, job_name: str) -> str:
@@ -223,14 +226,18 @@ def apply_job_event(model: AnalyticsModel, event: JobEvent) -> bool:
 
 
 def _count_finished(stats: QueueStats, at: int) -> None:
-    minutes = stats.finished_per_minute
-    minute = at - at % MINUTE_MS
-    minutes[minute] = minutes.get(minute, 0) + 1
-    # Keep the window before the latest minute seen: the result is the same whatever order the
-    # minutes arrive in (an old minute dropped now would have been dropped later anyway).
-    horizon = max(minutes) - (MINUTES_KEPT - 1) * MINUTE_MS
-    for old in [m for m in minutes if m < horizon]:
-        del minutes[old]
+    _count_in_window(stats.finished_per_minute, at, MINUTE_MS, MINUTES_KEPT)
+
+
+def _count_in_window(buckets: dict[int, int], at: int, width_ms: int, kept: int) -> None:
+    """One more in `at`'s bucket, keeping the `kept` buckets up to the latest one seen: the result
+    is the same whatever order the buckets arrive in (an old bucket dropped now would have been
+    dropped later anyway)."""
+    bucket = at - at % width_ms
+    buckets[bucket] = buckets.get(bucket, 0) + 1
+    horizon = max(buckets) - (kept - 1) * width_ms
+    for old in [b for b in buckets if b < horizon]:
+        del buckets[old]
 
 
 def _count_error(model: AnalyticsModel, event: JobEvent, at: int) -> None:
@@ -244,6 +251,7 @@ def _count_error(model: AnalyticsModel, event: JobEvent, at: int) -> None:
     stats.first_seen = min(stats.first_seen, at)
     stats.last_seen = max(stats.last_seen, at)
     _add(stats.job_names, event.job_name, 1)
+    _count_in_window(stats.hours, at, HOUR_MS, HOURS_KEPT)
     if not stats.sample or (at, event.job_id) < (stats.sample_at, stats.sample_job):
         stats.sample = event.error.message[:SAMPLE_CHARS]
         stats.sample_at, stats.sample_job = at, event.job_id

@@ -320,7 +320,8 @@ def track_from_json(doc: dict[str, Any]) -> JobTrack:
 
 
 def error_from_json(doc: dict[str, Any]) -> ErrorStats:
-    return ErrorStats(**doc)
+    hours = {int(k): v for k, v in doc.pop("hours", {}).items()}  # absent before categories
+    return ErrorStats(**doc, hours=hours)
 
 
 def queue_from_json(doc: dict[str, Any]) -> QueueStats:
