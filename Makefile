@@ -10,7 +10,7 @@ DEMO_RATE ?= 0
 .DEFAULT_GOAL := help
 .PHONY: help setup infra-install infra-up infra-down infra-status infra-logs topics demo up down catch-up pipeline-up pipeline-down status \
         test test-unit test-integration lint format typecheck bench-produce bench-projections bench-api \
-        bench-processors bench-embed embed processors project-redis project-couchbase project-analytics rebuild-redis rebuild-couchbase rebuild-analytics stats fingerprint-accuracy dashboards clean
+        bench-processors bench-embed bench-categories category-accuracy embed processors project-redis project-couchbase project-analytics rebuild-redis rebuild-couchbase rebuild-analytics stats fingerprint-accuracy dashboards clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -109,6 +109,12 @@ bench-produce: setup infra-up ## SDK producer vs bare confluent-kafka vs Kafka P
 
 dashboards: setup ## regenerate infra/grafana/dashboards/*.json from infra/grafana/dashboards.py
 	$(BIN)/python -m infra.grafana.dashboards
+
+category-accuracy: setup ## the category classifier on tests/data/categories/labeled.tsv: accuracy, precision and recall
+	$(BIN)/python -m bench.category_accuracy
+
+bench-categories: setup ## categorizing 100,000 embedded errors against 50 categories, beside a numpy matrix product
+	$(BIN)/python -m bench.categories
 
 fingerprint-accuracy: setup ## group accuracy of `jobtrail fingerprint` on tests/data/fingerprint/*.tsv
 	$(BIN)/python -m bench.fingerprint_accuracy

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from jobtrail.categories.classifier import CategoryClassifier
+from jobtrail.categories.classifier import CategoryClassifier, Thresholds
 from jobtrail.categories.definitions import UNCATEGORIZED, CategorySet
 from jobtrail.categories.lexicon import evidence
 from projections.analytics.model import ErrorStats
@@ -74,7 +74,7 @@ class CategoryIndex:
         self._namespace = ""
         self._labeled: dict[str, _Labeled] = {}
         self._pending: set[str] = set()  # labeled fingerprints without a label yet
-        self._labeled_by: tuple[int, str] | None = None  # (id of classifier, digest)
+        self._labeled_by: tuple[str, Thresholds] | None = None  # what labeled them
 
     def view(self) -> CategoryView:
         with self._lock:
@@ -115,7 +115,7 @@ class CategoryIndex:
 
     def _label(self, classifier: CategoryClassifier) -> None:
         """Labels the new fingerprints, or every one when the classifier changed: one batch."""
-        by = (id(classifier), classifier.categories.digest)
+        by = (classifier.categories.digest, classifier.thresholds)
         todo = list(self._labeled) if by != self._labeled_by else sorted(self._pending)
         self._pending = set()
         self._labeled_by = by

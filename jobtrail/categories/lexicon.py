@@ -105,7 +105,9 @@ def tokens(text: str) -> frozenset[str]:
 
 def evidence(template: str, sample: str) -> frozenset[str]:
     """What an error says in words: its template's first line (type and masked message; the
-    stack frames are code locations, not evidence) and a raw sample message (the codes and
-    numbers the mask replaced)."""
+    stack frames are code locations, not evidence) and the codes of a raw sample message spelled
+    out (the errno and HTTP status numbers the mask replaced). Only the sample's codes: its other
+    words are the variable parts (hosts, ids, paths) the template masks, and would make an
+    error's category depend on which occurrence was sampled."""
     first_line = _PLACEHOLDER.sub(" ", template[:MAX_CHARS].split("\n", 1)[0])
-    return tokens(first_line) | tokens(sample)
+    return tokens(first_line) | tokens(" ".join(expansions(sample)))

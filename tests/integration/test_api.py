@@ -53,14 +53,14 @@ def get(url: str, token: str | None = TOKEN) -> tuple[int, Any]:
         return error.code, json.load(error)
 
 
-def serve(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+def serve(env: dict[str, str], port: int | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    port = port or free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "jobtrail.cli", "serve", "--port", str(port)],
         env={**os.environ, **env}, cwd=REPO_ROOT,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while True:
         try:
             urllib.request.urlopen(url + "/openapi.json", timeout=1).read()
