@@ -25,6 +25,7 @@ from jobtrail.categories.classifier import (
     NONE,
     CategoryClassifier,
     Matrix,
+    Scores,
     Thresholds,
     _unit_rows,
 )
@@ -36,6 +37,8 @@ from processors.embedding.settings import EmbedderSettings
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "categories"
 SCORE_GRID = np.round(np.arange(0.20, 0.80, 0.01), 2)
 MARGIN_GRID = (0.0, 0.01, 0.02, 0.03, 0.05, 0.08)
+LEXICAL_GRID = (0.0, 0.1, 0.2, 0.3)
+BACKGROUND_GRID = (-0.1, -0.05, 0.0, 0.05, 0.1, 0.15, 0.2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +62,7 @@ def read_labeled(path: Path) -> Labeled:
     return Labeled(truth, messages, scored)
 
 
-def predictions(classifier: CategoryClassifier, scores: Matrix) -> list[str]:
+def predictions(classifier: CategoryClassifier, scores: Scores) -> list[str]:
     labels = classifier.decide(scores)
     return [classifier.name_of(int(i)) or UNCATEGORIZED for i in labels.index]
 
@@ -70,18 +73,28 @@ def accuracy(predicted: list[str], truth: list[str], rows: np.ndarray) -> float:
 
 
 def calibrate(
-    classifier: CategoryClassifier, scores: Matrix, data: Labeled
+    classifier: CategoryClassifier, vectors: Matrix, words: list[frozenset[str]], data: Labeled
 ) -> tuple[Thresholds, float]:
-    """The (min score, min margin) with the best accuracy on the calibration half."""
-    base = classifier.thresholds
+    """The thresholds with the best accuracy on the calibration half (the scored half unseen):
+    lexical weight, min score, min margin and, with the background on, its margin."""
+    names = classifier.categories.names
+    truth = np.array([names.index(t) if t in names else NONE for t in data.truth])
+    rows = ~data.scored
+    with_background = classifier.thresholds.background_margin is not None
     best: tuple[float, Thresholds] | None = None
-    for min_score in SCORE_GRID:
-        for min_margin in MARGIN_GRID:
-            candidate = Thresholds(float(min_score), min_margin, base.lexical_weight)
-            classifier.thresholds = candidate
-            acc = accuracy(predictions(classifier, scores), data.truth, ~data.scored)
-            if best is None or acc > best[0] + 1e-9:
-                best = (acc, candidate)
+    for weight in LEXICAL_GRID:
+        classifier.thresholds = Thresholds(0.0, 0.0, weight, 0.0 if with_background else None)
+        scores = classifier.scores(
+            vectors[rows], [w for w, r in zip(words, rows, strict=True) if r]
+        )
+        for background_margin in BACKGROUND_GRID if with_background else (None,):
+            for min_score in SCORE_GRID:
+                for min_margin in MARGIN_GRID:
+                    candidate = Thresholds(float(min_score), min_margin, weight, background_margin)
+                    classifier.thresholds = candidate
+                    acc = float((classifier.decide(scores).index == truth[rows]).mean())
+                    if best is None or acc > best[0] + 1e-9:
+                        best = (acc, candidate)
     assert best is not None
     classifier.thresholds = best[1]
     return best[1], best[0]
@@ -135,27 +148,25 @@ def main() -> None:
     embedder = EmbedderSettings()
     started = time.perf_counter()
     provider = open_provider(embedder)
-    thresholds = Thresholds(settings.min_score, settings.min_margin, settings.lexical_weight)
+    thresholds = settings.thresholds()
     classifier = build_classifier(categories, provider, thresholds)
     vectors, words = message_inputs(data.messages, provider)
     names_vectors = np.asarray(provider_embed(provider)(categories.names), dtype=np.float32)
     elapsed = time.perf_counter() - started
-    scores = classifier.scores(vectors, words)
     counts = Counter(data.truth)
     print(f"{len(data.messages)} labeled messages ({counts[UNCATEGORIZED]} uncategorized), "
           f"{len(categories.categories)} categories; model {embedder.provider}:{provider.model}; "
           f"embedded in {elapsed:.1f} s")  # fmt: skip
     print(f"calibration half {int((~data.scored).sum())} messages, scored half "
           f"{int(data.scored.sum())}")  # fmt: skip
-    configured = predictions(classifier, scores)
-    print(f"\nconfigured thresholds (min_score {thresholds.min_score}, min_margin "
-          f"{thresholds.min_margin}, lexical_weight {thresholds.lexical_weight}): accuracy "
+    configured = predictions(classifier, classifier.scores(vectors, words))
+    print(f"\nconfigured ({describe(thresholds)}): accuracy "
           f"{accuracy(configured, data.truth, data.scored):.3f} scored half, "
           f"{accuracy(configured, data.truth, ~data.scored):.3f} calibration half")  # fmt: skip
-    found, on_calibration = calibrate(classifier, scores, data)
-    predicted = predictions(classifier, scores)
-    print(f"calibrated on the calibration half: min_score {found.min_score}, min_margin "
-          f"{found.min_margin} (accuracy there {on_calibration:.3f})")  # fmt: skip
+    found, on_calibration = calibrate(classifier, vectors, words, data)
+    predicted = predictions(classifier, classifier.scores(vectors, words))
+    print(f"calibrated on the calibration half: {describe(found)} "
+          f"(accuracy there {on_calibration:.3f})")  # fmt: skip
     print(f"\nACCURACY (scored half, calibrated thresholds): "
           f"{accuracy(predicted, data.truth, data.scored):.3f}")  # fmt: skip
     report(predicted, data.truth, data.scored, categories.names)
@@ -165,7 +176,12 @@ def main() -> None:
     print(f"\nmisses on the scored half ({len(wrong)}):")
     for truth, guess, message in wrong:
         print(f"  {truth[:22]:22s} -> {guess[:22]:22s} {message[:90]}")
-    _ = NONE
+
+
+def describe(t: Thresholds) -> str:
+    background = "off" if t.background_margin is None else f"{t.background_margin}"
+    return (f"MIN_SCORE {t.min_score}, MIN_MARGIN {t.min_margin}, LEXICAL_WEIGHT "
+            f"{t.lexical_weight}, BACKGROUND_MARGIN {background}")  # fmt: skip
 
 
 if __name__ == "__main__":

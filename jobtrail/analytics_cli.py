@@ -269,7 +269,6 @@ def categorize(
     import sys
 
     from jobtrail.categories.categorize import build_classifier, message_inputs
-    from jobtrail.categories.classifier import Thresholds
     from jobtrail.categories.definitions import UNCATEGORIZED, load_categories
     from jobtrail.categories.settings import CategorySettings
     from processors.embedding.providers import open_provider
@@ -279,7 +278,7 @@ def categorize(
     chosen = load_categories(categories_file or settings.file)
     messages = [line.rstrip("\r\n") for line in sys.stdin]
     provider = open_provider(EmbedderSettings())
-    thresholds = Thresholds(settings.min_score, settings.min_margin, settings.lexical_weight)
+    thresholds = settings.thresholds()
     classifier = build_classifier(chosen, provider, thresholds)
     labels = classifier.classify(*message_inputs(messages, provider)) if messages else None
     out = sys.stdout

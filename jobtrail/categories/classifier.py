@@ -5,8 +5,10 @@ centroid (the mean vector of its label texts: its name, its description, both to
 <name>", and each example raw and masked as a template, the way error vectors are made), plus
 `lexical_weight` times the words the error shares with the category's texts, each word weighted
 by how few categories use it (a word every category uses tells none apart) and the sum capped.
-The best category wins when its score reaches `min_score` and leads the second by `min_margin`;
-otherwise the error is uncategorized.
+The best category wins when its score reaches `min_score`, leads the second by `min_margin` and
+beats the error's cosine to the built-in background (categories/background.py: bugs and bad
+input, what a team's list leaves out) by `background_margin`; otherwise the error is
+uncategorized.
 
 Pure: label-text vectors come in through `embed`, once per categories file and model; errors are
 never embedded here. Classifying N errors is one (N x d) @ (d x C) product plus one weighted
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from jobtrail.categories.background import BACKGROUND_TEXTS, OVERLAP
 from jobtrail.categories.definitions import Category, CategorySet
 from jobtrail.categories.lexicon import evidence, tokens
 from jobtrail.errors import ConfigurationError
@@ -56,10 +59,19 @@ class Labels:
 
 
 @dataclass(frozen=True, slots=True)
+class Scores:
+    """N errors' scores: per category (N x C), and their cosine to the background (N)."""
+
+    category: Matrix
+    background: Matrix
+
+
+@dataclass(frozen=True, slots=True)
 class Thresholds:
     min_score: float
     min_margin: float
     lexical_weight: float
+    background_margin: float | None = None  # None: no background
 
 
 class CategoryClassifier:
@@ -70,12 +82,14 @@ class CategoryClassifier:
         vocabulary: dict[str, int],
         word_weights: Matrix,
         thresholds: Thresholds,
+        background: Matrix | None = None,
     ) -> None:
         self.categories = categories
         self.centroids = centroids  # C x d, unit rows
         self.vocabulary = vocabulary  # word -> row of word_weights
         self.word_weights = word_weights  # V x C
         self.thresholds = thresholds
+        self.background = background  # K x d unit rows, those far from every category
 
     @classmethod
     def build(
@@ -83,20 +97,27 @@ class CategoryClassifier:
     ) -> CategoryClassifier:
         texts = [label_texts(c) for c in categories.categories]
         flat = [t for group in texts for t in group]
-        vectors = _unit_rows(np.asarray(embed(flat), dtype=np.float32))
+        with_background = thresholds.background_margin is not None
+        extra = list(BACKGROUND_TEXTS) if with_background else []
+        vectors = _unit_rows(np.asarray(embed(flat + extra), dtype=np.float32))
         centroids, start = [], 0
         for group in texts:
             centroids.append(vectors[start : start + len(group)].mean(axis=0))
             start += len(group)
+        centroid_matrix = _unit_rows(np.stack(centroids))
+        background = None
+        if with_background:
+            candidates = vectors[len(flat) :]
+            background = candidates[(candidates @ centroid_matrix.T).max(axis=1) <= OVERLAP]
         vocabulary, weights = _word_weights(categories)
-        return cls(categories, _unit_rows(np.stack(centroids)), vocabulary, weights, thresholds)
+        return cls(categories, centroid_matrix, vocabulary, weights, thresholds, background)
 
     @property
     def dimension(self) -> int:
         return int(self.centroids.shape[1])
 
-    def scores(self, vectors: Matrix, words: Sequence[frozenset[str]]) -> Matrix:
-        """N x C scores of N errors (their vectors and evidence words, in the same order)."""
+    def scores(self, vectors: Matrix, words: Sequence[frozenset[str]]) -> Scores:
+        """The scores of N errors (their vectors and evidence words, in the same order)."""
         if len(vectors) != len(words):
             raise ValueError(f"{len(vectors)} vectors but {len(words)} word sets")
         if len(vectors) and vectors.shape[1] != self.dimension:
@@ -104,16 +125,21 @@ class CategoryClassifier:
                 f"error vectors have {vectors.shape[1]} dimensions, the categories' model "
                 f"{self.dimension}: they come from different embedding models"
             )
-        semantic: Matrix = _unit_rows(vectors.astype(np.float32, copy=False)) @ self.centroids.T
+        unit = _unit_rows(vectors.astype(np.float32, copy=False))
+        semantic: Matrix = unit @ self.centroids.T
         weight = self.thresholds.lexical_weight
-        if not weight or not self.vocabulary:
-            return semantic
-        return semantic + weight * self._lexical(words)
+        if weight and self.vocabulary:
+            semantic = semantic + weight * self._lexical(words)
+        background = np.full(len(unit), -np.inf, dtype=np.float32)
+        if self.background is not None and len(self.background):
+            background = (unit @ self.background.T).max(axis=1)
+        return Scores(semantic, background)
 
     def classify(self, vectors: Matrix, words: Sequence[frozenset[str]]) -> Labels:
         return self.decide(self.scores(vectors, words))
 
-    def decide(self, scores: Matrix) -> Labels:
+    def decide(self, all_scores: Scores) -> Labels:
+        scores = all_scores.category
         n, c = scores.shape
         if c == 1:
             best = scores[:, 0]
@@ -124,6 +150,8 @@ class CategoryClassifier:
             best, margin = top2[:, 1], top2[:, 1] - top2[:, 0]
             index = scores.argmax(axis=1).astype(np.int64)
         keep = (best >= self.thresholds.min_score) & (margin >= self.thresholds.min_margin)
+        if self.thresholds.background_margin is not None:
+            keep &= best >= all_scores.background + self.thresholds.background_margin
         return Labels(np.where(keep, index, NONE), best.astype(np.float32),
                       margin.astype(np.float32))  # fmt: skip
 

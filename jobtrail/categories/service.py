@@ -16,7 +16,7 @@ import structlog
 from pydantic import BaseModel, Field
 
 from jobtrail.categories.categorize import build_classifier
-from jobtrail.categories.classifier import CategoryClassifier, Thresholds
+from jobtrail.categories.classifier import CategoryClassifier
 from jobtrail.categories.definitions import (
     UNCATEGORIZED,
     CategoriesFileError,
@@ -109,7 +109,7 @@ class ClassifierSource:
         s = self.settings
         log.info("building the category classifier", file=categories.source,
                  categories=len(categories.categories))  # fmt: skip
-        thresholds = Thresholds(s.min_score, s.min_margin, s.lexical_weight)
+        thresholds = s.thresholds()
         return build_classifier(categories, self._provider(), thresholds)
 
 

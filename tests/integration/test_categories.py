@@ -26,7 +26,7 @@ import pytest
 from confluent_kafka import Producer
 
 from jobtrail.categories.categorize import build_classifier
-from jobtrail.categories.classifier import CategoryClassifier, Thresholds, label_texts
+from jobtrail.categories.classifier import CategoryClassifier, label_texts
 from jobtrail.categories.definitions import UNCATEGORIZED, load_categories
 from jobtrail.categories.index import NOT_EMBEDDED
 from jobtrail.categories.lexicon import evidence
@@ -215,9 +215,8 @@ def starter_entries(suffix: str) -> list[tuple[str, str, list[str]]]:
 
 
 def classifier_for(path: Path, provider: CountingProvider) -> CategoryClassifier:
-    s = CategorySettings()
     return build_classifier(load_categories(path), provider.provider,
-                            Thresholds(s.min_score, s.min_margin, s.lexical_weight))  # fmt: skip
+                            CategorySettings().thresholds())  # fmt: skip
 
 
 def port_is_free(port: int) -> bool:

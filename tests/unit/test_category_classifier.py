@@ -28,7 +28,7 @@ def axis_embed(texts: Sequence[str]) -> list[list[float]]:
     rows = []
     for text in texts:
         row = [0.0, 0.0, 0.0, 0.0]
-        row[owner[text]] = 1.0
+        row[owner.get(text, 3)] = 1.0  # the background's texts on the fourth axis
         rows.append(row)
     return rows
 
@@ -82,6 +82,27 @@ def test_a_batch_equals_each_error_alone() -> None:
     batch = c.classify(vectors, words)
     alone = [c.classify(vectors[i : i + 1], words[i : i + 1]).index[0] for i in range(200)]
     assert batch.index.tolist() == alone
+
+
+def test_an_error_nearer_the_background_than_its_category_is_uncategorized() -> None:
+    vectors = np.array([[0.6, 0, 0, 0.8], [0.8, 0, 0, 0.6]], np.float32)
+    without = classifier(min_score=0.5).classify(vectors, [frozenset()] * 2)
+    assert without.index.tolist() == [0, 0]
+    with_background = CategoryClassifier.build(CATEGORIES, axis_embed,
+                                               Thresholds(0.5, 0.0, 0.0, 0.0))  # fmt: skip
+    assert with_background.classify(vectors, [frozenset()] * 2).index.tolist() == [NONE, 0]
+
+
+def test_a_background_text_that_describes_a_category_is_dropped() -> None:
+    def background_on_timeout(texts: Sequence[str]) -> list[list[float]]:
+        rows = axis_embed(texts)
+        return [[1.0, 0, 0, 0] if row[3] else row for row in rows]
+
+    built = CategoryClassifier.build(CATEGORIES, background_on_timeout,
+                                     Thresholds(0.5, 0.0, 0.0, 0.0))  # fmt: skip
+    assert built.background is not None and len(built.background) == 0
+    vector = np.array([[1.0, 0, 0, 0]], np.float32)
+    assert built.classify(vector, [frozenset()]).index.tolist() == [0]
 
 
 def test_vectors_of_another_model_are_refused() -> None:
