@@ -15,6 +15,8 @@ from processors.fingerprint import fingerprint
 from processors.outcomes import recompute
 from projections.analytics import histogram
 from projections.analytics.model import (
+    HOUR_MS,
+    HOURS_KEPT,
     LATEST_JOBS,
     AnalyticsModel,
     AnalyticsRecord,
@@ -167,6 +169,29 @@ def test_errors_keep_a_sample_the_job_names_and_the_latest_distinct_jobs() -> No
     assert stats.sample == "timed out after 30000 ms" and stats.sample_job == "job-00"
     assert stats.job_names == {"a": 7, "b": 8}
     assert sorted(stats.latest_jobs) == [f"job-{n:02}" for n in range(5, LATEST_JOBS + 5)]
+
+
+def test_errors_count_occurrences_per_hour_for_the_last_week_in_any_order() -> None:
+    error = JobError(type="OSError", message="disk on fire", stack=None)
+    start = make_event().occurred_at
+    # One occurrence every 5 hours over 12 days: the last 168 hours are kept, whole.
+    hits = [start + timedelta(hours=5 * n, minutes=n) for n in range(58)]
+    items: list[Item] = [
+        (Position("t.job-events", n % 3, n),
+         make_event(event_id=f"e{n}", job_id=f"job-{n}", type=JobEventType.FAILED, attempt=1,
+                    will_retry=False, error=error, occurred_at=at))
+        for n, at in enumerate(hits)
+    ]  # fmt: skip
+    latest = max(millis(at) - millis(at) % HOUR_MS for at in hits)
+    expected = Counter(
+        millis(at) - millis(at) % HOUR_MS for at in hits
+        if millis(at) - millis(at) % HOUR_MS > latest - HOURS_KEPT * HOUR_MS
+    )  # fmt: skip
+    for seed in range(5):
+        ordered = interleaved(items, random.Random(seed)) if seed else items
+        ((_, stats),) = fold(ordered).errors.items()
+        assert stats.hours == expected
+        assert stats.count == len(hits)
 
 
 def test_vectors_are_kept_per_model_and_open_jobs_leave_when_they_end() -> None:
