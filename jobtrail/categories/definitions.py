@@ -60,8 +60,8 @@ class CategorySet:
 def load_categories(path: str | Path | None = None) -> CategorySet:
     """The categories of `path`, or of the starter file shipped with jobtrail when None."""
     if path is None:
-        text = resources.files(__package__).joinpath(STARTER).read_text()
-        return parse_categories(text, f"{__package__}/{STARTER}")
+        starter = resources.files(__package__).joinpath(STARTER)
+        return parse_categories(starter.read_text(encoding="utf-8"), str(starter))
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:

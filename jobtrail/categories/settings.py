@@ -22,10 +22,10 @@ class CategorySettings(BaseSettings):
     # Calibrated by `make category-accuracy` on the half of tests/data/categories/labeled.tsv it
     # does not score (bench/category_accuracy.py prints the values it finds).
     min_score: float = Field(
-        default=0.47, description="An error whose best category scores lower is uncategorized"
+        default=0.40, description="An error whose best category scores lower is uncategorized"
     )
     min_margin: float = Field(
-        default=0.02,
+        default=0.0,
         ge=0,
         description="An error whose best category leads the second by less is uncategorized",
     )
@@ -38,7 +38,7 @@ class CategorySettings(BaseSettings):
         "and bad input (jobtrail/categories/background.py)",
     )
     background_margin: float = Field(
-        default=0.0,
+        default=0.05,
         description="An error whose best category does not beat its cosine to the background "
         "by this much is uncategorized",
     )
