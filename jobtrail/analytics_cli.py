@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from jobtrail.analytics_queries import AnalyticsQueries, Quantiles
     from jobtrail.categories.service import CategoryService
     from jobtrail.queries import Queries, Rate
+    from projections.analytics.redis_store import AnalyticsRedisStore
     from projections.couchbase import CouchbaseStore
 
 
@@ -50,14 +51,14 @@ def _analytics() -> AnalyticsQueries:
     return AnalyticsQueries(store)
 
 
-def _categories() -> CategoryService:
+def _categories(store: AnalyticsRedisStore | None = None) -> CategoryService:
     from jobtrail.categories.service import CategoryService
     from jobtrail.categories.settings import CategorySettings
     from processors.embedding.providers import open_provider
     from processors.embedding.settings import EmbedderSettings
 
     embedder = EmbedderSettings()
-    return CategoryService(_analytics().store, embedder.model, CategorySettings(),
+    return CategoryService(store or _analytics().store, embedder.model, CategorySettings(),
                            lambda: open_provider(embedder))  # fmt: skip
 
 
@@ -313,7 +314,8 @@ def api_from_env() -> FastAPI:
     """The API app with its read models and settings from the environment (JOBTRAIL_*)."""
     from jobtrail.api import ApiSettings, create_api
 
-    return create_api(_queries(), _analytics(), ApiSettings(), _categories())
+    analytics = _analytics()
+    return create_api(_queries(), analytics, ApiSettings(), _categories(analytics.store))
 
 
 def status() -> None:

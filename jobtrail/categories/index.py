@@ -23,6 +23,7 @@ from jobtrail.categories.definitions import UNCATEGORIZED, CategorySet
 from jobtrail.categories.lexicon import evidence
 from projections.analytics.model import ErrorStats
 from projections.analytics.redis_store import AnalyticsRedisStore, decode_vector, error_from_json
+from projections.redis import _unavailable_as_typed
 
 NOT_EMBEDDED = "not_embedded"
 CHUNK = 1000
@@ -77,7 +78,7 @@ class CategoryIndex:
         self._labeled_by: tuple[str, Thresholds] | None = None  # what labeled them
 
     def view(self) -> CategoryView:
-        with self._lock:
+        with self._lock, _unavailable_as_typed():
             classifier = self._classifier_for()
             ns = self.store.current()
             if ns != self._namespace:  # a rebuild switched generations: start over

@@ -260,6 +260,11 @@ def test_redis_down_is_a_503_with_the_reason(kafka_bootstrap: str) -> None:
         deps = {d["name"]: d for d in health["dependencies"]}
         assert deps["kafka"]["healthy"] and not deps["redis"]["healthy"]
         assert "Connection" in deps["redis"]["detail"]
+        status, answer = get(url + "/api/categories", token=None)
+        assert status == 503 and "did not answer" in answer["detail"]
+        with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
+            assert response.status == 200  # the scrape answers, without the read model's figures
+            assert "jobtrail_category_occurrences{" not in response.read().decode()
     finally:
         process.terminate()
         process.wait(10)
