@@ -47,6 +47,7 @@ from streams.demo.workload import Workload, WorkloadConfig
 from streams.producer import JobEventProducer
 from streams.settings import KafkaSettings
 from tests.conftest import catalog_of, unique_prefix
+from tests.e2e.test_demo_pipeline import prometheus_value
 from tests.integration.stores import delete_redis_prefix
 from tests.integration.test_api import get, serve
 
@@ -227,13 +228,6 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
-
-
-def prometheus_value(base: str, query: str) -> float | None:
-    url = f"{base}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        result = json.load(response)["data"]["result"]
-    return float(result[0]["value"][1]) if result else None
 
 
 def test_api_counts_equal_the_recomputation_from_the_events(
