@@ -10,7 +10,7 @@ DEMO_RATE ?= 0
 .DEFAULT_GOAL := help
 .PHONY: help setup infra-install infra-up infra-down infra-status infra-logs topics demo up down catch-up pipeline-up pipeline-down status \
         test test-unit test-integration lint format typecheck bench-produce bench-projections bench-api \
-        bench-processors bench-embed bench-categories category-accuracy embed processors project-redis project-couchbase project-analytics rebuild-redis rebuild-couchbase rebuild-analytics stats fingerprint-accuracy dashboards clean
+        bench-processors bench-embed bench-categories category-accuracy screenshots embed processors project-redis project-couchbase project-analytics rebuild-redis rebuild-couchbase rebuild-analytics stats fingerprint-accuracy dashboards clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -106,6 +106,10 @@ test: setup lint typecheck infra-up ## everything CI runs: lint, types, unit, in
 
 bench-produce: setup infra-up ## SDK producer vs bare confluent-kafka vs Kafka ProducerPerformance
 	$(BIN)/python -m bench.produce
+
+screenshots: setup infra-up ## run the web UI's browser test and keep its screenshots in docs/screenshots/ (the README's)
+	@command -v chromium >/dev/null || (apt-get install -y -qq chromium chromium-driver >/dev/null || sudo apt-get install -y -qq chromium chromium-driver >/dev/null)
+	JOBTRAIL_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest tests/e2e/test_web_ui.py
 
 dashboards: setup ## regenerate infra/grafana/dashboards/*.json from infra/grafana/dashboards.py
 	$(BIN)/python -m infra.grafana.dashboards

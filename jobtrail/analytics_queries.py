@@ -253,6 +253,17 @@ class AnalyticsQueries:
             ))  # fmt: skip
         return answers
 
+    def throughput(self, job_name: str | None = None) -> list[tuple[datetime, int]]:
+        """Jobs finished per event-time minute (the last two hours the model keeps), all queues
+        summed, of one job name when given; oldest first."""
+        minutes: dict[int, int] = {}
+        for key, stats in self._queue_stats(self.store.current()):
+            if job_name is not None and split_queue_key(key)[1] != job_name:
+                continue
+            for minute, count in stats.finished_per_minute.items():
+                minutes[minute] = minutes.get(minute, 0) + count
+        return [(_at(minute), minutes[minute]) for minute in sorted(minutes)]
+
     def gaps(self, limit: int = 500) -> GapsAnswer:
         ns = self.store.current()
         client = self.store.client

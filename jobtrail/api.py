@@ -39,6 +39,7 @@ from jobtrail.categories.service import (
 )
 from jobtrail.health import HEALTH_MAX_AGE_S, Health, check_health
 from jobtrail.job_history import JobHistory
+from jobtrail.job_metrics import JobMetricsCollector
 from jobtrail.queries import (
     DeadLetterCount,
     JobDetail,
@@ -51,6 +52,7 @@ from jobtrail.queries import (
     RetryCurve,
 )
 from jobtrail.refresh import RefreshAhead
+from jobtrail.web.pages import Sources, static_files, web_router
 from projections.model import JobState
 from projections.ports import StoreUnavailableError
 
@@ -121,6 +123,7 @@ def create_api(
 
     # Read-model figures for Prometheus (no token: a scraper sends none; they name no job).
     registry = CollectorRegistry(auto_describe=True)
+    registry.register(JobMetricsCollector(queries, analytics, letters.get, health_answers.get))
     if categories is not None:
         from jobtrail.categories.metrics import CategoryCollector
 
@@ -225,4 +228,8 @@ def create_api(
         return category_service().category(name, top=top)
 
     app.include_router(api)
+    sources = Sources(queries, analytics, categories, letters.get, health_answers.get)
+    app.include_router(web_router(sources, None if settings.token is None
+                                  else settings.token.get_secret_value()))  # fmt: skip
+    app.mount("/static", static_files(), name="static")
     return app

@@ -24,6 +24,23 @@ class ProcessorMetrics:
 
     @classmethod
     def create(cls, registry: CollectorRegistry = REGISTRY) -> ProcessorMetrics:
+        return cls._create(registry).zeroed()
+
+    def zeroed(self) -> ProcessorMetrics:
+        """Every series of a known label at 0 from the start: a panel or an alert over a rate of
+        dead letters or late edges reads 0, not "no data", until the first one happens."""
+        from processors.validation import REASONS
+
+        for reason in REASONS:
+            self.dead_letters.labels(reason)
+        for handling in ("counted", "dropped"):
+            self.late_edges.labels(handling)
+        for result in ("new", "seen"):
+            self.dedup.labels(result)
+        return self
+
+    @classmethod
+    def _create(cls, registry: CollectorRegistry) -> ProcessorMetrics:
         return cls(
             events_in=Counter(
                 "jobtrail_processor_events_in", "Records consumed", ["topic"], registry=registry

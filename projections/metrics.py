@@ -21,6 +21,14 @@ class ProjectorMetrics:
     lag: Gauge
     generation: Gauge
 
+    def zeroed(self, projection: str) -> ProjectorMetrics:
+        """The projection's counters at 0 from the start: a panel over a rate of store errors or
+        undecodable records reads 0, not "no data", until the first one."""
+        for counter in (self.applied, self.duplicates, self.undecodable, self.store_errors,
+                        self.store_faults):  # fmt: skip
+            counter.labels(projection)
+        return self
+
     @classmethod
     def create(cls, registry: CollectorRegistry = REGISTRY) -> ProjectorMetrics:
         label = ["projection"]

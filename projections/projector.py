@@ -104,7 +104,7 @@ class Projector(Generic[R]):
         self.store = store
         self.kafka = kafka or KafkaSettings()
         self.settings = settings or ProjectorSettings()
-        self.metrics = metrics
+        self.metrics = None if metrics is None else metrics.zeroed(store.name)
         # Without a source the store is a job read model (the type checker cannot tie the
         # default to R, hence the cast).
         self.source = source or cast(RecordSource[R], JobEventSource(self.kafka))

@@ -92,7 +92,7 @@ class Embedder:
         self.kafka = kafka or KafkaSettings()
         self.settings = settings or EmbedderSettings()
         self.provider = provider
-        self.metrics = metrics or EmbedderMetrics.create()
+        self.metrics = (metrics or EmbedderMetrics.create()).zeroed(provider.model)
         self.catalog = topic_catalog(self.kafka.topic_prefix, self.kafka.partitions,
                                      self.kafka.replication_factor)  # fmt: skip
         self.consumer = GroupCommitConsumer(

@@ -17,6 +17,16 @@ class EmbedderMetrics:
     latency: Histogram
     circuit_open: Gauge
 
+    def zeroed(self, model: str) -> EmbedderMetrics:
+        """Every series of `model` and of the known DLQ reasons at 0 from the start: a panel
+        over a rate of errors or rejections reads 0, not "no data", until the first one."""
+        for counter in (self.texts, self.cache_hits, self.provider_errors):
+            counter.labels(model)
+        self.circuit_open.labels(model).set(0)
+        for reason in ("empty_text", "provider_refused"):
+            self.rejected.labels(reason)
+        return self
+
     @classmethod
     def create(cls, registry: CollectorRegistry = REGISTRY) -> EmbedderMetrics:
         label = ["model"]

@@ -1,0 +1,1 @@
+"""The web UI of `jobtrail serve`: server-rendered pages over the same query layer as the API."""

@@ -1,0 +1,197 @@
+"""The web UI as a person uses it: headless Chromium (Debian's chromium and chromium-driver,
+driven by Selenium; no browser download) signs in with the API token, loads every page of the
+running pipeline, checks that each chart is drawn with data, follows links from the overview to
+a job name to a job, watches the numbers refresh, and saves screenshots at 1280x800 and at phone
+width (JOBTRAIL_SCREENSHOTS_DIR, else a temporary folder; `make screenshots` refreshes the
+README's). Any error in the browser console fails the test."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+from tests.e2e.live_pipeline import TOKEN, LivePipeline
+
+DRAWN = """return Array.from(document.querySelectorAll('canvas.chart')).map(canvas => {
+  const chart = Chart.getChart(canvas);
+  const points = chart ? chart.data.datasets.reduce(
+      (n, d) => n + d.data.filter(v => v !== null && v !== undefined).length, 0) : 0;
+  return [canvas.id, points, canvas.width, canvas.height];
+});"""
+
+
+def api(pipeline: LivePipeline, path: str) -> Any:
+    request = urllib.request.Request(pipeline.url + path,
+                                     headers={"Authorization": f"Bearer {TOKEN}"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def wait_for_data(pipeline: LivePipeline, timeout_s: float = 240) -> None:
+    """Until every page has something to draw: finished and failed jobs, outcomes, errors with
+    categories, job histories."""
+    deadline = time.monotonic() + timeout_s
+    missing = "everything"
+    while time.monotonic() < deadline:
+        pipeline.check_alive()
+        names = api(pipeline, "/api/job-names")
+        failed = [n for n in names if n["states"].get("failed") or n["states"].get("retrying")]
+        categories = api(pipeline, "/api/categories")
+        categorized = [c for c in categories["categories"]
+                       if c["occurrences"] and c["name"] not in ("not_embedded",)]  # fmt: skip
+        missing = ", ".join(what for what, ok in (
+            ("job names with failures", failed), ("categorized errors", categorized),
+            ("throughput", any(q["completed"] for q in api(pipeline, "/api/queues"))),
+        ) if not ok)  # fmt: skip
+        if not missing:
+            return
+        time.sleep(3)
+    raise AssertionError(f"no {missing} after {timeout_s} s")
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    given = os.environ.get("JOBTRAIL_SCREENSHOTS_DIR")
+    path = Path(given) if given else tmp_path_factory.mktemp("screenshots")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def browser(width: int, height: int) -> webdriver.Chrome:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert chromium and driver, (
+        "chromium and chromium-driver are needed (Debian packages): sudo apt-get install "
+        "chromium chromium-driver (.ci/run installs them)"
+    )
+    options = Options()
+    options.binary_location = chromium
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                     "--disable-gpu", f"--window-size={width},{height}"):  # fmt: skip
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=options)
+
+
+@pytest.fixture(scope="module")
+def desktop(running: LivePipeline) -> Iterator[webdriver.Chrome]:
+    wait_for_data(running)
+    driver = browser(1280, 800)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def console_errors(driver: webdriver.Chrome) -> list[str]:
+    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def visit(driver: webdriver.Chrome, url: str, shots: Path, name: str,
+          charts: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """Loads `url`, checks the console and every expected chart, saves a screenshot."""
+    if url:
+        driver.get(url)
+    time.sleep(1.0)  # charts draw on DOMContentLoaded
+    drawn = {chart_id: (points, w, h) for chart_id, points, w, h in driver.execute_script(DRAWN)}
+    driver.save_screenshot(str(shots / f"{name}.png"))
+    assert not console_errors(driver), (name, console_errors(driver))
+    for chart_id in charts:
+        assert chart_id in drawn, f"{name}: chart {chart_id!r} not drawn ({drawn}); page says: " + (
+            driver.find_element(By.TAG_NAME, "main").text[:500])  # fmt: skip
+        points, width, height = drawn[chart_id]
+        assert points > 0 and width > 0 and height > 0, (name, chart_id, drawn[chart_id])
+
+
+def test_sign_in_then_overview_to_a_job_name_to_a_job(
+    running: LivePipeline, desktop: webdriver.Chrome, shots: Path
+) -> None:
+    driver = desktop
+    driver.get(running.url + "/")
+    assert "/login" in driver.current_url, "with a token set, a page wants it first"
+    driver.find_element(By.NAME, "token").send_keys("wrong")
+    driver.find_element(By.TAG_NAME, "button").click()
+    assert "failed=true" in driver.current_url
+    driver.find_element(By.NAME, "token").send_keys(TOKEN)
+    driver.find_element(By.TAG_NAME, "button").click()
+    assert driver.current_url.rstrip("/") == running.url
+    visit(driver, "", shots, "overview", ("throughput",))
+    # The job name with the most failures: its retry curve and concurrency have the most data.
+    names = api(running, "/api/job-names")
+    name = max(names, key=lambda n: n["states"].get("failed", 0) + n["states"].get("retrying", 0))
+    driver.find_element(By.LINK_TEXT, name["name"]).click()
+    visit(driver, "", shots, "job-name", ("retries", "concurrency", "throughput"))
+    assert name["name"] in driver.find_element(By.TAG_NAME, "h1").text
+    states = [s for s in ("failed", "retrying", "completed") if name["states"].get(s)]
+    driver.get(f"{running.url}/job-names/{name['name']}?state={states[0]}")
+    links = driver.find_elements(By.CSS_SELECTOR, "a.job-link")
+    assert links, f"no {states[0]} jobs listed for {name['name']}"
+    job_id = links[0].text
+    deadline = time.monotonic() + 60
+    while not api(running, f"/api/jobs/{job_id}").get("history"):  # Couchbase catches up
+        assert time.monotonic() < deadline, f"no history for {job_id}"
+        time.sleep(2)
+    links[0].click()
+    visit(driver, "", shots, "job", ("timeline",))
+    assert job_id in driver.find_element(By.TAG_NAME, "h1").text
+
+
+def test_every_other_page_loads_with_its_charts(
+    running: LivePipeline, desktop: webdriver.Chrome, shots: Path
+) -> None:
+    url = running.url
+    visit(desktop, url + "/errors", shots, "errors", ("hourly",))
+    visit(desktop, url + "/categories", shots, "categories", ("shares", "hourly"))
+    top = max(api(running, "/api/categories")["categories"], key=lambda c: c["occurrences"])
+    visit(desktop, f"{url}/categories/{urllib.request.quote(top['name'])}", shots, "category",
+          ("hourly",))  # fmt: skip
+    for page in ("stuck", "dead-letters", "health"):
+        visit(desktop, f"{url}/{page}", shots, page)
+        assert desktop.find_elements(By.CSS_SELECTOR, "main table"), page
+
+
+def test_numbers_refresh_while_the_pipeline_runs(
+    running: LivePipeline, desktop: webdriver.Chrome
+) -> None:
+    desktop.get(running.url + "/")
+    before = desktop.find_element(By.CSS_SELECTOR, "[data-testid=total-completed]").text
+    deadline = time.monotonic() + 30
+    changed = False
+    while time.monotonic() < deadline and not changed:
+        time.sleep(2)
+        refreshed = desktop.execute_script("return document.body.dataset.refreshedAt || ''")
+        now = desktop.find_element(By.CSS_SELECTOR, "[data-testid=total-completed]").text
+        changed = bool(refreshed) and now != before
+    assert changed, f"the overview still says {before} completed jobs after 30 s"
+    assert not console_errors(desktop)
+
+
+def test_readable_at_phone_width(running: LivePipeline, desktop: webdriver.Chrome,
+                                 shots: Path) -> None:  # fmt: skip
+    phone = browser(390, 844)
+    try:
+        phone.get(running.url + "/login")
+        phone.find_element(By.NAME, "token").send_keys(TOKEN)
+        phone.find_element(By.TAG_NAME, "button").click()
+        name = api(running, "/api/job-names")[0]["name"]
+        pages = (("phone-overview", "/", ("throughput",)),
+                 ("phone-job-name", f"/job-names/{name}", ("retries",)))  # fmt: skip
+        for page, path, charts in pages:
+            visit(phone, running.url + path, shots, page, charts)
+            overflow = phone.execute_script(
+                "return document.documentElement.scrollWidth - window.innerWidth"
+            )
+            assert overflow <= 1, f"{page}: the page is {overflow} px wider than the phone"
+    finally:
+        phone.quit()
