@@ -53,6 +53,7 @@ up: setup infra-up topics ## install what is missing, start the services, send a
 	 else $(MAKE) --no-print-directory demo catch-up; fi
 	@$(MAKE) --no-print-directory pipeline-up
 	@echo "jobtrail is up and keeps running (make status; make down stops it all):"
+	@echo "  Web UI     http://127.0.0.1:8080/"
 	@echo "  HTTP API   http://127.0.0.1:8080/api/job-names  (docs: http://127.0.0.1:8080/docs)"
 	@echo "  Prometheus http://127.0.0.1:9090   Kafka 127.0.0.1:9092   Redis 127.0.0.1:6379   Couchbase mock 127.0.0.1:11210"
 	@echo "  a live demo sends new jobs at 5 events/s; logs in .infra-data/supervisor/"

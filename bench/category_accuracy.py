@@ -150,7 +150,7 @@ def main() -> None:
     provider = open_provider(embedder)
     thresholds = settings.thresholds()
     classifier = build_classifier(categories, provider, thresholds)
-    vectors, words = message_inputs(data.messages, provider)
+    vectors, words = message_inputs(data.messages, provider, classifier.dimension)
     names_vectors = np.asarray(provider_embed(provider)(categories.names), dtype=np.float32)
     elapsed = time.perf_counter() - started
     counts = Counter(data.truth)

@@ -281,7 +281,8 @@ def categorize(
     provider = open_provider(EmbedderSettings())
     thresholds = settings.thresholds()
     classifier = build_classifier(chosen, provider, thresholds)
-    labels = classifier.classify(*message_inputs(messages, provider)) if messages else None
+    inputs = message_inputs(messages, provider, classifier.dimension)
+    labels = classifier.classify(*inputs) if messages else None
     out = sys.stdout
     for row in range(len(messages)):
         assert labels is not None
@@ -315,7 +316,9 @@ def api_from_env() -> FastAPI:
     from jobtrail.api import ApiSettings, create_api
 
     analytics = _analytics()
-    return create_api(_queries(), analytics, ApiSettings(), _categories(analytics.store))
+    categories = _categories(analytics.store)
+    categories.warm()
+    return create_api(_queries(), analytics, ApiSettings(), categories)
 
 
 def status() -> None:

@@ -34,7 +34,6 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from jobtrail.analytics_queries import AnalyticsQueries
-from jobtrail.errors import JobtrailError
 from jobtrail.health import Health
 from jobtrail.queries import DeadLetterCount, Queries
 from projections.model import JobState, NameView
@@ -128,7 +127,7 @@ class JobMetricsCollector(Collector):
             labels, figures = per_label(self.queries.store.name_views(),
                                         self.settings.max_job_names)  # fmt: skip
             self._add_analytics(labels, figures)
-        except JobtrailError as exc:  # Redis down: these families go without samples this scrape
+        except Exception as exc:  # Redis down: these families go without samples this scrape
             log.warning("job metrics unavailable", error=str(exc))
         families.add_names(figures)
         try:

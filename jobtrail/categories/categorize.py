@@ -38,10 +38,11 @@ def build_classifier(
 
 
 def message_inputs(
-    messages: Sequence[str], provider: EmbeddingProvider
+    messages: Sequence[str], provider: EmbeddingProvider, dimension: int
 ) -> tuple[Matrix, list[frozenset[str]]]:
     """The classifier's inputs for raw messages: their templates' vectors (each distinct template
-    embedded once; an empty one gets a zero vector, which no category reaches) and their words."""
+    embedded once; an empty one gets a zero vector of `dimension`, which no category reaches)
+    and their words."""
     templates = [fingerprint_message(message).template for message in messages]
     texts: dict[str, str | None] = {}
     for template in templates:
@@ -50,7 +51,6 @@ def message_inputs(
             texts[template] = text.text if isinstance(text, EmbedText) else None
     wanted = sorted({t for t in texts.values() if t is not None})
     found = dict(zip(wanted, provider_embed(provider)(wanted), strict=True)) if wanted else {}
-    dimension = len(next(iter(found.values()))) if found else 1
     zero = [0.0] * dimension
     vectors = np.asarray(
         [found.get(texts[t] or "", zero) for t in templates], dtype=np.float32

@@ -25,6 +25,7 @@ import yaml
 from jobtrail.errors import ConfigurationError
 
 UNCATEGORIZED = "uncategorized"
+NOT_EMBEDDED = "not_embedded"  # errors without a vector of the model yet
 MAX_EXAMPLES = 20  # "a handful at most": past this the examples outweigh the description
 MAX_TEXT_CHARS = 2000
 STARTER = "starter.yaml"
@@ -90,10 +91,10 @@ def parse_categories(text: str, source: str = "<categories>") -> CategorySet:
                 f"{source}: category #{index} {category.name!r} has the same name as "
                 f"category #{seen[category.name]}; names must be unique"
             )
-        if category.name.casefold() == UNCATEGORIZED:
+        if category.name.casefold() in (UNCATEGORIZED, NOT_EMBEDDED):
             raise CategoriesFileError(
-                f"{source}: category #{index}: {UNCATEGORIZED!r} is reserved for errors that "
-                "fit no category"
+                f"{source}: category #{index}: {category.name!r} is reserved (errors that fit "
+                f"no category are {UNCATEGORIZED!r}, those without a vector {NOT_EMBEDDED!r})"
             )
         seen[category.name] = index
         categories.append(category)

@@ -19,13 +19,12 @@ from typing import Any
 import numpy as np
 
 from jobtrail.categories.classifier import CategoryClassifier, Thresholds
-from jobtrail.categories.definitions import UNCATEGORIZED, CategorySet
+from jobtrail.categories.definitions import NOT_EMBEDDED, UNCATEGORIZED, CategorySet
 from jobtrail.categories.lexicon import evidence
 from projections.analytics.model import ErrorStats
 from projections.analytics.redis_store import AnalyticsRedisStore, decode_vector, error_from_json
 from projections.redis import _unavailable_as_typed
 
-NOT_EMBEDDED = "not_embedded"
 CHUNK = 1000
 
 
@@ -79,12 +78,12 @@ class CategoryIndex:
 
     def view(self) -> CategoryView:
         with self._lock, _unavailable_as_typed():
+            ns = self.store.current()  # first: with Redis down, no classifier (model) is built
             classifier = self._classifier_for()
-            ns = self.store.current()
             if ns != self._namespace:  # a rebuild switched generations: start over
                 self._namespace, self._labeled, self._pending = ns, {}, set()
             errors = dict(self._errors(ns))
-            self._load_vectors(ns, errors)
+            self._load_vectors(ns, errors, classifier.dimension)
             self._label(classifier)
             progress = int(self.store.client.get(ns + "progress") or 0)
             return self._aggregate(classifier, errors, progress)
@@ -100,9 +99,11 @@ class CategoryIndex:
                 if raw is not None:
                     yield fp, error_from_json(json.loads(str(raw)))
 
-    def _load_vectors(self, ns: str, errors: dict[str, ErrorStats]) -> None:
-        wanted = [fp for fp, stats in errors.items()
-                  if self.model in stats.models and fp not in self._labeled]  # fmt: skip
+    def _load_vectors(self, ns: str, errors: dict[str, ErrorStats], dimension: int) -> None:
+        """Vectors of the model not loaded yet; one of another dimension (another model under
+        the same name) stays out, its error counted as not embedded."""
+        wanted = [fp for fp, stats in errors.items() if fp not in self._labeled
+                  and stats.models.get(self.model) == dimension]  # fmt: skip
         for start in range(0, len(wanted), CHUNK):
             chunk = wanted[start : start + CHUNK]
             keys = [f"{ns}vector:{fp}:{self.model}" for fp in chunk]
@@ -111,6 +112,8 @@ class CategoryIndex:
                     continue
                 stats = errors[fp]
                 vector = np.asarray(decode_vector(str(raw)), dtype=np.float32)
+                if vector.shape != (dimension,):
+                    continue
                 self._labeled[fp] = _Labeled(vector, evidence(stats.template, stats.sample))
                 self._pending.add(fp)
 
@@ -118,15 +121,16 @@ class CategoryIndex:
         """Labels the new fingerprints, or every one when the classifier changed: one batch."""
         by = (classifier.categories.digest, classifier.thresholds)
         todo = list(self._labeled) if by != self._labeled_by else sorted(self._pending)
+        if todo:
+            rows = [self._labeled[fp] for fp in todo]
+            vectors = np.stack([r.vector for r in rows])
+            labels = classifier.classify(vectors, [r.words for r in rows])
+            for row, index, score in zip(rows, labels.index, labels.score, strict=True):
+                row.name = classifier.name_of(int(index)) or UNCATEGORIZED
+                row.score = float(score)
+        # Only once every label is in: a classification that raised is redone next time.
         self._pending = set()
         self._labeled_by = by
-        if not todo:
-            return
-        rows = [self._labeled[fp] for fp in todo]
-        labels = classifier.classify(np.stack([r.vector for r in rows]), [r.words for r in rows])
-        for row, index, score in zip(rows, labels.index, labels.score, strict=True):
-            row.name = classifier.name_of(int(index)) or UNCATEGORIZED
-            row.score = float(score)
 
     def _aggregate(
         self, classifier: CategoryClassifier, errors: dict[str, ErrorStats], progress: int
@@ -139,7 +143,7 @@ class CategoryIndex:
             name = NOT_EMBEDDED if row is None else row.name
             if row is not None:
                 labels[fp] = (row.name, row.score)
-            total = totals[name]
+            total = totals.get(name) or totals[UNCATEGORIZED]
             total.occurrences += stats.count
             total.fingerprints += 1
             _merge(total.job_names, stats.job_names)

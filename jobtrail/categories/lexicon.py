@@ -61,7 +61,7 @@ _STOPWORDS_TEXT = (
 STOPWORDS = frozenset(_STOPWORDS_TEXT.split())
 
 _ERRNO = re.compile(r"errno[ =]?(\d{1,3})\b|error=(\d{1,3})\b", re.IGNORECASE)
-_THREE_DIGITS = re.compile(r"(?<![\d.])(\d{3})(?![\d.])")
+_THREE_DIGITS = re.compile(r"(?<![\w.])(\d{3})(?![\w.])")  # not 500kB, 502ms or v1.429
 _CAMEL = re.compile(r"([a-z])([A-Z])")
 _WORD = re.compile(r"[A-Za-z_]+")
 _LETTERS = re.compile(r"[A-Za-z]+")

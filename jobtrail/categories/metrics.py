@@ -10,7 +10,6 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from jobtrail.categories.service import CategoryService
-from jobtrail.errors import JobtrailError
 
 log = structlog.get_logger("jobtrail.categories.metrics")
 
@@ -28,7 +27,7 @@ class CategoryCollector(Collector):
         occurrences, fingerprints = self._families()
         try:
             totals = self.service.view().totals
-        except JobtrailError as exc:  # Redis down, a bad first file: no samples, the reason logged
+        except Exception as exc:  # Redis down, a bad first file: no samples, the reason logged
             log.warning("category metrics unavailable", error=str(exc))
             totals = {}
         for name, total in totals.items():

@@ -18,12 +18,13 @@ from pydantic import BaseModel, Field
 from jobtrail.categories.categorize import build_classifier
 from jobtrail.categories.classifier import CategoryClassifier
 from jobtrail.categories.definitions import (
+    NOT_EMBEDDED,
     UNCATEGORIZED,
     CategoriesFileError,
     CategorySet,
     load_categories,
 )
-from jobtrail.categories.index import NOT_EMBEDDED, CategoryIndex, CategoryView
+from jobtrail.categories.index import CategoryIndex, CategoryView
 from jobtrail.categories.settings import CategorySettings
 from jobtrail.errors import JobtrailError
 from jobtrail.refresh import RefreshAhead
@@ -87,6 +88,7 @@ class ClassifierSource:
         self._provider = provider
         self._lock = threading.Lock()
         self._classifier: CategoryClassifier | None = None
+        self._opened: EmbeddingProvider | None = None  # one model load per process
         self.file_error: str | None = None
 
     def __call__(self) -> CategoryClassifier:
@@ -110,7 +112,9 @@ class ClassifierSource:
         log.info("building the category classifier", file=categories.source,
                  categories=len(categories.categories))  # fmt: skip
         thresholds = s.thresholds()
-        return build_classifier(categories, self._provider(), thresholds)
+        if self._opened is None:
+            self._opened = self._provider()
+        return build_classifier(categories, self._opened, thresholds)
 
 
 class CategoryService:
@@ -127,6 +131,18 @@ class CategoryService:
 
     def view(self) -> CategoryView:
         return self._views.get()
+
+    def warm(self) -> None:
+        """Builds the classifier and the first view in the background (a model load), so the
+        first page or scrape does not wait for it."""
+
+        def run() -> None:
+            try:
+                self.view()
+            except Exception as exc:  # the first request will report it
+                log.warning("categories not ready yet", error=str(exc))
+
+        threading.Thread(target=run, name="categories-warm", daemon=True).start()
 
     def categories(
         self, *, job_name: str | None = None, since: datetime | None = None

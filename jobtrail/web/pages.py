@@ -16,13 +16,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from jobtrail.analytics_queries import AnalyticsQueries, NotInModelError
-from jobtrail.categories.index import NOT_EMBEDDED
 from jobtrail.categories.service import CategoryService
 from jobtrail.errors import JobtrailError
 from jobtrail.health import Health
@@ -38,6 +37,12 @@ templates = Jinja2Templates(directory=HERE / "templates")
 templates.env.filters["pct"] = lambda v: "-" if v is None else f"{100 * v:.1f}%"
 templates.env.filters["when"] = lambda v: "-" if v is None else v.strftime("%Y-%m-%d %H:%M:%S")
 templates.env.filters["short"] = lambda v: v[:12]
+
+
+def same(given: str, token: str) -> bool:
+    """Constant-time comparison; bytes, so any characters a client sends compare (as str,
+    compare_digest raises on non-ASCII)."""
+    return secrets.compare_digest(given.encode(), token.encode())
 
 
 def web_router(sources: Sources, token: str | None) -> APIRouter:
@@ -65,6 +70,17 @@ class Sources:
         self.dead_letters = dead_letters
         self.health = health
 
+    def categories_of(self, job_name: str) -> list[tuple[str, int]]:
+        """(category, occurrences) of a job name's errors, most first; empty without answer."""
+        if self.categories is None:
+            return []
+        try:
+            answer = self.categories.categories(job_name=job_name)
+        except JobtrailError:
+            return []
+        counts = [(c.name, c.occurrences) for c in answer.categories if c.occurrences]
+        return sorted(counts, key=lambda item: -item[1])
+
     def labels(self) -> dict[str, str]:
         """fingerprint -> category name; empty when categories cannot answer."""
         if self.categories is None:
@@ -87,27 +103,29 @@ class WebPages:
         router.add_api_route("/login", self.login_form, methods=["GET"],
                              response_class=HTMLResponse)  # fmt: skip
         router.add_api_route("/login", self.login, methods=["POST"])
+        # `:path`: a job name or id may hold a slash ("reports/daily"); nothing nests below.
         for path, handler in (
             ("/", self.overview),
-            ("/job-names/{name}", self.job_name),
-            ("/jobs/{job_id}", self.job),
+            ("/job-names/{name:path}", self.job_name),
+            ("/jobs/{job_id:path}", self.job),
             ("/errors", self.errors),
             ("/categories", self.categories),
-            ("/categories/{name}", self.category),
+            ("/categories/{name:path}", self.category),
             ("/stuck", self.stuck),
             ("/dead-letters", self.dead_letters),
             ("/health", self.health),
         ):
-            router.add_api_route(path, handler, methods=["GET"], response_class=HTMLResponse)
+            router.add_api_route(path, handler, methods=["GET"], response_class=HTMLResponse,
+                                 dependencies=[Depends(self.signed_in)])  # fmt: skip
         return router
 
+    def signed_in(self, request: Request) -> None:
+        """Runs before a page reads anything: without the token, off to /login."""
+        if self.token is not None and not same(request.cookies.get(COOKIE, ""), self.token):
+            target = urllib.parse.quote(request.url.path)
+            raise HTTPException(303, "sign in first", headers={"Location": f"/login?next={target}"})
+
     def page(self, request: Request, template: str, title: str, **context: Any) -> Response:
-        token = self.token
-        if token is not None:
-            given = request.cookies.get(COOKIE, "")
-            if not secrets.compare_digest(given, token):
-                target = urllib.parse.quote(str(request.url.path))
-                return RedirectResponse(f"/login?next={target}", status_code=303)
         return templates.TemplateResponse(
             request, template, {"title": title, "refresh_s": REFRESH_S, **context}
         )
@@ -117,16 +135,17 @@ class WebPages:
             "title": "Sign in", "next": next, "failed": failed, "refresh_s": 0})  # fmt: skip
 
     async def login(self, request: Request) -> Response:
-        form = urllib.parse.parse_qs((await request.body()).decode())
+        form = urllib.parse.parse_qs((await request.body()).decode(errors="replace"))
         given = form.get("token", [""])[0]
         target = form.get("next", ["/"])[0]
         if not target.startswith("/") or target.startswith("//"):
             target = "/"  # only paths of this site: no open redirect
-        if self.token is None or not secrets.compare_digest(given, self.token):
+        if self.token is None or not same(given, self.token):
             return RedirectResponse(f"/login?failed=true&next={urllib.parse.quote(target)}",
                                     status_code=303)  # fmt: skip
         response = RedirectResponse(target, status_code=303)
-        response.set_cookie(COOKIE, given, httponly=True, samesite="strict")
+        response.set_cookie(COOKIE, given, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")  # fmt: skip
         return response
 
     def overview(self, request: Request) -> Response:
@@ -150,18 +169,14 @@ class WebPages:
             concurrency = None
         errors = analytics.errors(0, 10, job_name=name)
         labels = self.sources.labels()
-        by_category: dict[str, int] = {}
-        for error in errors.errors:
-            category = labels.get(error.fingerprint, NOT_EMBEDDED)
-            by_category[category] = by_category.get(category, 0) + error.job_names.get(name, 0)
+        by_category = self.sources.categories_of(name)
         chosen = state if state in {s.value for s in JobState} else None
         jobs = queries.jobs(name, max(0, page_no), PAGE_SIZE, chosen)
         return self.page(request, "job_name.html", name, detail=detail, retries=retries,
                     retry_chart=charts.retry_chart(retries), concurrency_chart=concurrency,
                     throughput=charts.throughput_chart(_or_empty(
                         lambda: analytics.throughput(name))),
-                    errors=errors, labels=labels, by_category=sorted(
-                        by_category.items(), key=lambda kv: -kv[1]),
+                    errors=errors, labels=labels, by_category=by_category,
                     jobs=jobs, state=chosen, states=[s.value for s in JobState])  # fmt: skip
 
     def job(self, request: Request, job_id: str) -> Response:

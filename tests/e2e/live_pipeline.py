@@ -5,7 +5,9 @@ Shared by the tests that need the running product: the dashboards' queries and t
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -89,7 +91,7 @@ def live_pipeline(
             with (logs / f"{name}.log").open("wb") as log:
                 processes[name] = subprocess.Popen(
                     [sys.executable, "-m", "jobtrail.cli", *args], env=env, cwd=REPO_ROOT,
-                    stdout=log, stderr=subprocess.STDOUT,
+                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 )  # fmt: skip
         pipeline = LivePipeline(f"http://127.0.0.1:{API_PORT}", env, logs, processes)
         deadline = time.monotonic() + 90
@@ -103,15 +105,36 @@ def live_pipeline(
                 time.sleep(0.5)
         yield pipeline
     finally:
-        for process in processes.values():
-            process.terminate()
-        for process in processes.values():
+        stop_all(processes)
+        # Each clean-up on its own: one that fails leaves the others done.
+        for cleanup in (
+            lambda: delete_redis_prefix(redis_url, redis_prefix),
+            lambda: drop_documents(couchbase_connstr, couchbase_prefix),
+            lambda: admin.delete(
+                n for n in admin.metadata().topics if n.startswith(kafka.topic_prefix)
+            ),
+        ):
             try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-        delete_redis_prefix(redis_url, redis_prefix)
-        documents = couchbase_store(couchbase_connstr, couchbase_prefix)
-        documents.drop(documents.current_generation())
-        admin.delete(n for n in admin.metadata().topics if n.startswith(kafka.topic_prefix))
+                cleanup()
+            except Exception as exc:  # report, go on
+                print(f"clean-up failed: {exc!r}")
+
+
+def stop_all(processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    """SIGTERM to each component's process group (its children too), SIGKILL after 30 s."""
+    for process in processes.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for process in processes.values():
+        try:
+            process.wait(max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+def drop_documents(connstr: str, prefix: str) -> None:
+    documents = couchbase_store(connstr, prefix)
+    documents.drop(documents.current_generation())

@@ -42,12 +42,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def get(url: str, token: str | None = TOKEN) -> tuple[int, Any]:
+def get(url: str, token: str | None = TOKEN, timeout: float = 10) -> tuple[int, Any]:
     request = urllib.request.Request(url)
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.load(response)
     except urllib.error.HTTPError as error:
         return error.code, json.load(error)
@@ -260,7 +260,7 @@ def test_redis_down_is_a_503_with_the_reason(kafka_bootstrap: str) -> None:
         deps = {d["name"]: d for d in health["dependencies"]}
         assert deps["kafka"]["healthy"] and not deps["redis"]["healthy"]
         assert "Connection" in deps["redis"]["detail"]
-        status, answer = get(url + "/api/categories", token=None)
+        status, answer = get(url + "/api/categories", token=None, timeout=60)
         assert status == 503 and "did not answer" in answer["detail"]
         with urllib.request.urlopen(url + "/metrics", timeout=10) as response:
             assert response.status == 200  # the scrape answers, without the read model's figures

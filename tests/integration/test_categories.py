@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -27,8 +28,7 @@ from confluent_kafka import Producer
 
 from jobtrail.categories.categorize import build_classifier
 from jobtrail.categories.classifier import CategoryClassifier, label_texts
-from jobtrail.categories.definitions import UNCATEGORIZED, load_categories
-from jobtrail.categories.index import NOT_EMBEDDED
+from jobtrail.categories.definitions import NOT_EMBEDDED, UNCATEGORIZED, load_categories
 from jobtrail.categories.lexicon import evidence
 from jobtrail.categories.service import CategoryService
 from jobtrail.categories.settings import CategorySettings
@@ -240,7 +240,7 @@ def test_api_counts_equal_the_recomputation_from_the_events(
     assert port_is_free(API_PORT), f"port {API_PORT} is busy: stop `make up` (make down) first"
     process, url = serve({**setup.env, "JOBTRAIL_CATEGORIES_FILE": str(path)}, port=API_PORT)
     try:
-        status, answer = get(url + "/api/categories", token=None)
+        status, answer = get(url + "/api/categories", token=None, timeout=120)  # a model load
         assert status == 200, answer
         assert answered(answer["categories"]) == expected_counts(setup, labels)
         assert answer["total"] == len({e.event_id for e in FAILED})
@@ -287,7 +287,15 @@ def test_api_counts_equal_the_recomputation_from_the_events(
             time.sleep(1)
         assert seen == occurrences, f"Prometheus has {seen} for {query}, expected {occurrences}"
     finally:
-        process.terminate()
+        stop(process)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(15)
+    except subprocess.TimeoutExpired:
+        process.kill()
         process.wait(10)
 
 

@@ -120,7 +120,7 @@ def test_codes_are_spelled_out() -> None:
     assert "permission denied" in expansions("PermissionError: [Errno 13] Permission denied")
     assert "too many requests rate limit" in expansions("HTTP 429 from upstream")
     assert "connection refused" in expansions("connect ECONNREFUSED 10.0.0.1:5432")
-    assert expansions("took 429.5 ms; version 1.429.0") == []  # not a status in a number
+    assert expansions("took 429.5 ms; version 1.429.0; 500kB in 502ms") == []  # not statuses
     assert {"timeout", "error"} - {"error"} <= tokens("TimeoutError: x")  # CamelCase split
 
 
