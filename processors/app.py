@@ -109,6 +109,15 @@ def internal_topic_names(kafka: KafkaSettings) -> dict[str, str]:
     }
 
 
+# The app's tables, each backed by a compacted changelog topic `<app id>-<table>-changelog`.
+TABLES = ("latest-attempts", "fingerprints", "concurrency-keys", "outcome-halves",
+          "seen-event-ids")  # fmt: skip
+
+
+def changelog_topic_names(kafka: KafkaSettings) -> list[str]:
+    return [f"{app_id(kafka)}-{table}-changelog" for table in TABLES]
+
+
 def app_id(kafka: KafkaSettings) -> str:
     """The consumer group and the prefix of the changelog topics."""
     return f"{kafka.topic_prefix}processors"
@@ -201,11 +210,12 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
     edges = internal_topic(names["edges"])
     counts = internal_topic(names["counts"])
 
-    latest_attempts = app.Table("latest-attempts", partitions=partitions)
-    fingerprints = app.Table("fingerprints", partitions=partitions)
-    key_states = app.Table("concurrency-keys", partitions=partitions)
-    halves = app.Table("outcome-halves", partitions=partitions)  # member -> {dimension: count}
-    seen_events = app.Table("seen-event-ids", partitions=partitions)  # job -> SeenEvents
+    latest, prints, keys, halves_name, seen = TABLES
+    latest_attempts = app.Table(latest, partitions=partitions)
+    fingerprints = app.Table(prints, partitions=partitions)
+    key_states = app.Table(keys, partitions=partitions)
+    halves = app.Table(halves_name, partitions=partitions)  # member -> {dimension: count}
+    seen_events = app.Table(seen, partitions=partitions)  # job -> SeenEvents
 
     progress: dict[int, SourceProgress] = {}
     seen_queue: dict[int, deque[tuple[int, str]]] = {}  # partition -> (last event, job) rows
@@ -421,7 +431,10 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
         for tp in app.consumer.assignment():
             if tp.topic != source:
                 continue
-            behind = app.consumer.highwater(tp) - await next_offset(tp)
+            highwater = app.consumer.highwater(tp)
+            if highwater is None:  # not fetched from yet (just assigned): nothing to say
+                continue
+            behind = highwater - await next_offset(tp)
             tracker = progress.setdefault(tp.partition, SourceProgress())
             mark = tracker.mark(now, settings.grace_ms, settings.idle_after_s, behind <= 0)
             last = marks_sent.get(tp.partition)
@@ -442,7 +455,10 @@ def create_app(  # noqa: PLR0915 -- the agents share the tables and topics decla
         for tp in app.consumer.assignment():
             if tp.topic not in sources:
                 continue  # table changelogs: read during recovery only
-            behind = app.consumer.highwater(tp) - await next_offset(tp)
+            highwater = app.consumer.highwater(tp)
+            if highwater is None:  # not fetched from yet (just assigned): nothing to say
+                continue
+            behind = highwater - await next_offset(tp)
             lag[tp.topic] = lag.get(tp.topic, 0) + max(0, behind)
             if behind > 0:
                 lagging.append(tp)

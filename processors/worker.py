@@ -6,7 +6,7 @@ import logging
 
 import faust
 
-from processors.app import create_app, internal_topic_names
+from processors.app import changelog_topic_names, create_app, internal_topic_names
 from processors.metrics import ProcessorMetrics
 from processors.settings import ProcessorSettings
 from streams.admin import TopicAdmin
@@ -22,13 +22,19 @@ def ensure_topics(kafka: KafkaSettings) -> list[str]:
     subscribes: a topic not yet in the cluster's metadata when the group assigns partitions is
     left out of the assignment ("Ignoring missing topic"), and nothing is read from it until the
     next rebalance. For attempt-edges that meant a worker that never emitted an outcome (seen
-    twice in CI). Faust finds them existing and goes on."""
+    twice in CI). The tables' changelog topics likewise: one missing from the metadata when a
+    table checks its partitions crashed the worker (PartitionsMismatch: "the changelog topic has
+    0 partitions", seen in CI under load). Faust finds them existing and goes on."""
     admin = TopicAdmin(kafka)
     catalog = topic_catalog(kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
     internal = [
         TopicSpec(name, "bytes", "json", kafka.partitions, kafka.replication_factor)
         for name in internal_topic_names(kafka).values()
-    ]
+    ] + [
+        TopicSpec(name, "bytes", "json", kafka.partitions, kafka.replication_factor,
+                  {"cleanup.policy": "compact"})  # as Faust creates a changelog
+        for name in changelog_topic_names(kafka)
+    ]  # fmt: skip
     existing = admin.existing(spec.name for spec in catalog.all())
     created = admin.apply(plan_topics(catalog, existing))
     missing = [s for s in internal if s.name not in admin.existing(t.name for t in internal)]

@@ -75,14 +75,14 @@ def test_the_processors_internal_stream_topics_exist_before_their_worker_subscri
     # Created by Faust itself, they could miss the group's first assignment (the metadata did not
     # show them yet) and stay unread: no attempt outcome ever came out. The worker creates them
     # first now, and waits until the metadata shows them with leaders.
-    from processors.app import internal_topic_names
+    from processors.app import changelog_topic_names, internal_topic_names
     from processors.worker import ensure_topics
 
     kafka = KafkaSettings(
         bootstrap_servers=kafka_bootstrap, topic_prefix=f"test-{uuid.uuid4().hex[:10]}."
     )
     admin = TopicAdmin(kafka)
-    internal = list(internal_topic_names(kafka).values())
+    internal = [*internal_topic_names(kafka).values(), *changelog_topic_names(kafka)]
     try:
         created = ensure_topics(kafka)
         assert set(internal) <= set(created)
@@ -90,6 +90,9 @@ def test_the_processors_internal_stream_topics_exist_before_their_worker_subscri
         for name in internal:
             partitions = topics[name].partitions.values()
             assert len(partitions) == kafka.partitions and all(p.leader >= 0 for p in partitions)
+        changelogs = admin.existing(changelog_topic_names(kafka))
+        assert all(t.config.get("cleanup.policy") == "compact" for t in changelogs.values())
+        assert len(changelogs) == len(changelog_topic_names(kafka))
         assert ensure_topics(kafka) == []  # a restart creates nothing
     finally:
         admin.delete(n for n in admin.metadata().topics if n.startswith(kafka.topic_prefix))
