@@ -110,7 +110,7 @@ bench-produce: setup infra-up ## SDK producer vs bare confluent-kafka vs Kafka P
 
 screenshots: setup infra-up ## run the web UI's browser test and keep its screenshots in docs/screenshots/ (the README's)
 	@command -v chromium >/dev/null || (apt-get install -y -qq chromium chromium-driver >/dev/null || sudo apt-get install -y -qq chromium chromium-driver >/dev/null)
-	JOBTRAIL_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest tests/e2e/test_web_ui.py
+	JOBTRAIL_SCREENSHOTS_DIR=docs/screenshots $(BIN)/pytest tests/e2e/test_what_users_see.py
 
 dashboards: setup ## regenerate infra/grafana/dashboards/*.json from infra/grafana/dashboards.py
 	$(BIN)/python -m infra.grafana.dashboards

@@ -1,9 +1,18 @@
-"""The web UI as a person uses it: headless Chromium (Debian's chromium and chromium-driver,
-driven by Selenium; no browser download) signs in with the API token, loads every page of the
-running pipeline, checks that each chart is drawn with data, follows links from the overview to
-a job name to a job, watches the numbers refresh, and saves screenshots at 1280x800 and at phone
-width (JOBTRAIL_SCREENSHOTS_DIR, else a temporary folder; `make screenshots` refreshes the
-README's). Any error in the browser console fails the test."""
+"""The product as its users see it, on one running pipeline (tests/e2e/live_pipeline.py):
+
+- operators in Grafana: every panel of both dashboards answers with data. Each panel's query runs
+  against the real Prometheus, which scrapes the running pipeline (its demo, processors, embedder,
+  projections and the API's job metrics); a query that returns nothing fails with its panel.
+- people in the web UI: headless Chromium (Debian's chromium and chromium-driver, driven by
+  Selenium; no browser download) signs in with the API token, loads every page, checks that each
+  chart is drawn with data, follows links from the overview to a job name to a job, watches the
+  numbers refresh, and saves screenshots at 1280x800 and at phone width
+  (JOBTRAIL_SCREENSHOTS_DIR, else a temporary folder; `make screenshots` refreshes the README's).
+  Any error in the browser console fails the test.
+
+One module, so the pipeline runs once and stops before the other end-to-end tests run (they use
+the same metrics ports and want the CPUs).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +20,7 @@ import json
 import os
 import shutil
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +32,50 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-from tests.e2e.live_pipeline import TOKEN, LivePipeline
+from infra.grafana.dashboards import dashboard_files, panel_queries
+from tests.e2e.live_pipeline import TOKEN, LivePipeline, live_pipeline
+
+
+@pytest.fixture(scope="module")
+def running(
+    kafka_bootstrap: str,
+    redis_url: str,
+    couchbase_connstr: str,
+    prometheus_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LivePipeline]:
+    with live_pipeline(kafka_bootstrap, redis_url, couchbase_connstr,
+                       tmp_path_factory.mktemp("pipeline")) as pipeline:  # fmt: skip
+        yield pipeline
+
+
+WAIT_S = 240  # warm-up: first outcomes, vectors, two scrapes of every counter for rate()
+
+
+def series(prometheus_url: str, expr: str) -> int:
+    url = f"{prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': expr})}"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        answer = json.load(response)
+    assert answer["status"] == "success", (expr, answer)
+    return len(answer["data"]["result"])
+
+
+def test_every_panel_of_both_dashboards_returns_data(
+    running: LivePipeline, prometheus_url: str
+) -> None:
+    queries = [(path.stem, title, expr) for path in dashboard_files()
+               for title, expr in panel_queries(json.loads(path.read_text()))]  # fmt: skip
+    assert {board for board, _, _ in queries} == {"jobtrail", "jobs"}
+    empty = queries
+    deadline = time.monotonic() + WAIT_S
+    while empty and time.monotonic() < deadline:
+        running.check_alive()
+        empty = [(b, t, e) for b, t, e in empty if series(prometheus_url, e) == 0]
+        if empty:
+            time.sleep(5)
+    assert not empty, "panels whose query returns nothing:\n" + "\n".join(
+        f"  {board}: {title}: {expr}" for board, title, expr in empty)  # fmt: skip
+
 
 DRAWN = """return Array.from(document.querySelectorAll('canvas.chart')).map(canvas => {
   const chart = Chart.getChart(canvas);
