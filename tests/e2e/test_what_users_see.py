@@ -31,6 +31,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 from infra.grafana.dashboards import dashboard_files, panel_queries
 from tests.e2e.live_pipeline import TOKEN, LivePipeline, live_pipeline
@@ -142,12 +143,35 @@ def browser(width: int, height: int, *, phone: bool = False) -> webdriver.Chrome
 
 @pytest.fixture(scope="module")
 def desktop(running: LivePipeline) -> Iterator[webdriver.Chrome]:
+    """A browser signed in (each test may rely on it; the sign-in test signs out first)."""
     wait_for_data(running)
     driver = browser(1280, 800)
     try:
+        driver.get(running.url + "/login")
+        sign_in(driver, TOKEN)
         yield driver
     finally:
         driver.quit()
+
+
+def until(driver: webdriver.Chrome, what: str, check: Any, timeout_s: float = 30) -> None:
+    """Waits for a navigation's result: a click returns before the next page is there (on a
+    busy machine, long before)."""
+    WebDriverWait(driver, timeout_s).until(check, message=f"waited {timeout_s} s for {what}")
+
+
+def sign_in(driver: webdriver.Chrome, token: str) -> None:
+    """Submits the /login form the browser is on, and waits for where it leads."""
+    driver.find_element(By.NAME, "token").send_keys(token)
+    before = driver.current_url
+    driver.find_element(By.TAG_NAME, "button").click()
+    until(driver, "the sign-in to answer", lambda d: d.current_url != before)
+
+
+def click_through(driver: webdriver.Chrome, link_text: str, heading: str) -> None:
+    driver.find_element(By.LINK_TEXT, link_text).click()
+    until(driver, f"the page of {heading}",
+          lambda d: heading in d.find_element(By.TAG_NAME, "h1").text)  # fmt: skip
 
 
 def console_errors(driver: webdriver.Chrome) -> list[str]:
@@ -159,7 +183,11 @@ def visit(driver: webdriver.Chrome, url: str, shots: Path, name: str,
     """Loads `url`, checks the console and every expected chart, saves a screenshot."""
     if url:
         driver.get(url)
-    time.sleep(1.0)  # charts draw on DOMContentLoaded
+    expected = json.dumps(list(charts))
+    ready = (f"return document.readyState === 'complete' && typeof Chart !== 'undefined' && "
+             f"{expected}.every(id => !document.getElementById(id) || "
+             f"Chart.getChart(document.getElementById(id)))")  # fmt: skip
+    until(driver, f"{name} to load and draw", lambda d: d.execute_script(ready))
     drawn = {chart_id: (points, w, h) for chart_id, points, w, h in driver.execute_script(DRAWN)}
     driver.save_screenshot(str(shots / f"{name}.png"))
     errors = console_errors(driver)  # reading the log empties it
@@ -175,22 +203,20 @@ def test_sign_in_then_overview_to_a_job_name_to_a_job(
     running: LivePipeline, desktop: webdriver.Chrome, shots: Path
 ) -> None:
     driver = desktop
+    driver.delete_all_cookies()  # signed out
     driver.get(running.url + "/")
     assert "/login" in driver.current_url, "with a token set, a page wants it first"
-    driver.find_element(By.NAME, "token").send_keys("wrong")
-    driver.find_element(By.TAG_NAME, "button").click()
+    sign_in(driver, "wrong")
     assert "failed=true" in driver.current_url
-    driver.find_element(By.NAME, "token").send_keys(TOKEN)
-    driver.find_element(By.TAG_NAME, "button").click()
+    sign_in(driver, TOKEN)
     assert driver.current_url.rstrip("/") == running.url
     visit(driver, "", shots, "overview", ("throughput",))
     # The job name with the most failures: its retry curve and concurrency have the most data.
     names = api(running, "/api/job-names")
     name = max(names, key=lambda n: n["states"].get("failed", 0) + n["states"].get("retrying", 0))
     driver.get(running.url + "/")  # a fresh page: the link cannot go stale mid-refresh
-    driver.find_element(By.LINK_TEXT, name["name"]).click()
+    click_through(driver, name["name"], name["name"])
     visit(driver, "", shots, "job-name", ("retries", "concurrency", "throughput"))
-    assert name["name"] in driver.find_element(By.TAG_NAME, "h1").text
     # A job that ran more than once, when there is one: its timeline has something to show.
     picked: tuple[str, str] | None = None
     for state in ("completed", "failed", "retrying"):
@@ -209,9 +235,8 @@ def test_sign_in_then_overview_to_a_job_name_to_a_job(
         assert time.monotonic() < deadline, f"no history for {job_id}"
         time.sleep(2)
     driver.get(f"{running.url}/job-names/{name['name']}?state={state}")  # a fresh page
-    driver.find_element(By.LINK_TEXT, job_id).click()
+    click_through(driver, job_id, job_id)
     visit(driver, "", shots, "job", ("timeline",))
-    assert job_id in driver.find_element(By.TAG_NAME, "h1").text
 
 
 def test_every_other_page_loads_with_its_charts(
@@ -250,8 +275,7 @@ def test_readable_at_phone_width(running: LivePipeline, desktop: webdriver.Chrom
     phone = browser(390, 844, phone=True)
     try:
         phone.get(running.url + "/login")
-        phone.find_element(By.NAME, "token").send_keys(TOKEN)
-        phone.find_element(By.TAG_NAME, "button").click()
+        sign_in(phone, TOKEN)
         name = api(running, "/api/job-names")[0]["name"]
         pages = (("phone-overview", "/", ("throughput",)),
                  ("phone-job-name", f"/job-names/{name}", ("retries",)))  # fmt: skip
