@@ -12,7 +12,7 @@ does every name when `fixed` is set. A stalled job (the worker lost it) is liste
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from jobtrail.concurrency_curve import concurrency_curve
 from jobtrail.errors import JobtrailError
 from jobtrail.queries import Rate
+from jobtrail.times import utc_from_ms
 from projections.analytics import histogram
 from projections.analytics.model import MINUTE_MS, QueueStats, split_queue_key
 from projections.analytics.redis_store import (
@@ -50,10 +51,6 @@ class GapSettings(BaseSettings):
     )
     timeout_s: float = Field(default=3600.0, gt=0, description="The fixed timeout")
     fixed: bool = Field(default=False, description="Use the fixed timeout for every job name")
-
-
-def _at(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 class LevelAnswer(BaseModel):
@@ -227,7 +224,8 @@ class AnalyticsQueries:
         )
         return ErrorDetail(
             **_summary(fp, stats).model_dump(), sample=stats.sample,
-            latest_jobs=[JobHit(job_id=job, at=_at(at)) for job, at in latest], vectors=found,
+            latest_jobs=[JobHit(job_id=job, at=utc_from_ms(at)) for job, at in latest],
+            vectors=found,
         )  # fmt: skip
 
     # -- queues and stuck jobs -------------------------------------------------------------------
@@ -262,7 +260,7 @@ class AnalyticsQueries:
                 continue
             for minute, count in stats.finished_per_minute.items():
                 minutes[minute] = minutes.get(minute, 0) + count
-        return [(_at(minute), minutes[minute]) for minute in sorted(minutes)]
+        return [(utc_from_ms(minute), minutes[minute]) for minute in sorted(minutes)]
 
     def gaps(self, limit: int = 500) -> GapsAnswer:
         ns = self.store.current()
@@ -288,7 +286,7 @@ class AnalyticsQueries:
                 stuck.append(_stuck(job_id, track, age_ms, limit_ms,
                                     f"{track.state} for longer than its threshold"))  # fmt: skip
         stuck.sort(key=lambda job: (job.since, job.job_id))
-        return GapsAnswer(progress=_at(progress), jobs=stuck[:limit], open_jobs=open_jobs)
+        return GapsAnswer(progress=utc_from_ms(progress), jobs=stuck[:limit], open_jobs=open_jobs)
 
     def _tracks(self, ns: str, job_ids: list[str]) -> list[tuple[str, str]]:
         found = []
@@ -325,7 +323,7 @@ class AnalyticsQueries:
 
 def _stuck(job_id: str, track: Any, age_ms: int, limit_ms: float | None, reason: str) -> StuckJob:
     return StuckJob(job_id=job_id, job_name=track.job_name, queue=track.queue,
-                    state=str(track.state), since=_at(track.since), age_s=age_ms / 1000,
+                    state=str(track.state), since=utc_from_ms(track.since), age_s=age_ms / 1000,
                     threshold_s=None if limit_ms is None else limit_ms / 1000,
                     reason=reason)  # fmt: skip
 
@@ -334,8 +332,8 @@ def _summary(fp: str, stats: Any) -> ErrorSummary:
     seen = stats.count > 0
     return ErrorSummary(
         fingerprint=fp, template=stats.template, error_type=stats.error_type, count=stats.count,
-        first_seen=_at(stats.first_seen) if seen else None,
-        last_seen=_at(stats.last_seen) if seen else None,
+        first_seen=utc_from_ms(stats.first_seen) if seen else None,
+        last_seen=utc_from_ms(stats.last_seen) if seen else None,
         job_names=dict(sorted(stats.job_names.items())), models=dict(sorted(stats.models.items())),
     )  # fmt: skip
 

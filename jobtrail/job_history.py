@@ -8,16 +8,14 @@ ones are counted in `history_dropped` and stay in the job-events topic.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from jobtrail.times import utc_from_ms
+
 _ENDS = {"COMPLETED", "FAILED", "STALLED", "CANCELLED"}
-
-
-def _at(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 class HistoryEvent(BaseModel):
@@ -83,7 +81,8 @@ def attempts_of(events: Sequence[HistoryEvent]) -> list[Attempt]:
 
 def history_of(document: dict[str, Any]) -> JobHistory:
     events = [
-        HistoryEvent(**{**entry, "at": _at(entry["at"])}) for entry in document.get("history", [])
+        HistoryEvent(**{**entry, "at": utc_from_ms(entry["at"])})
+        for entry in document.get("history", [])
     ]
     return JobHistory(
         job_id=document["job_id"], job_name=document["job_name"], queue=document.get("queue"),

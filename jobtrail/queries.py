@@ -8,7 +8,7 @@ Network I/O happens in the store's setup, never here at import or construction.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
@@ -17,6 +17,7 @@ from jobtrail.errors import JobtrailError
 from jobtrail.intervals import Proportion
 from jobtrail.job_history import JobHistory, history_of
 from jobtrail.retry_curve import DEFAULT_MIN_JOBS, DEFAULT_THRESHOLD, retry_curve
+from jobtrail.times import utc_from_ms
 from projections.model import JobView, NameView
 from projections.ports import StoreUnavailableError
 from projections.redis import RedisStore
@@ -36,12 +37,8 @@ class NotConfiguredError(JobtrailError):
     """The question needs a read model this deployment does not have."""
 
 
-def _at(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, UTC)
-
-
 def _maybe_at(ms: int | None) -> datetime | None:
-    return None if ms is None else _at(ms)
+    return None if ms is None else utc_from_ms(ms)
 
 
 class Rate(BaseModel):
@@ -122,10 +119,10 @@ class Job(BaseModel):
         return cls(
             job_id=view.job_id, job_name=view.job_name, queue=view.queue, state=str(view.state),
             attempts=view.attempts, failures=view.failures, worker=view.worker,
-            progress=view.progress, data=view.data, created_at=_at(view.created_at),
+            progress=view.progress, data=view.data, created_at=utc_from_ms(view.created_at),
             first_started_at=_maybe_at(view.first_started_at),
             last_started_at=_maybe_at(view.last_started_at), ended_at=_maybe_at(view.ended_at),
-            finished_at=_maybe_at(view.finished_at), updated_at=_at(view.updated_at),
+            finished_at=_maybe_at(view.finished_at), updated_at=utc_from_ms(view.updated_at),
             last_error_fingerprint=view.last_error_fingerprint,
             last_error_type=view.last_error_type,
         )  # fmt: skip
@@ -192,7 +189,7 @@ class Queries:
             latest=None
             if latest is None
             else Invocation(
-                job_id=latest.job_id, created_at=_at(latest.created_at), data=latest.data
+                job_id=latest.job_id, created_at=utc_from_ms(latest.created_at), data=latest.data
             ),
         )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 from pydantic import BaseModel, Field
@@ -28,6 +28,7 @@ from jobtrail.categories.index import CategoryIndex, CategoryView
 from jobtrail.categories.settings import CategorySettings
 from jobtrail.errors import JobtrailError
 from jobtrail.refresh import RefreshAhead
+from jobtrail.times import utc_from_ms
 from processors.embedding.ports import EmbeddingProvider
 from projections.analytics.model import HOUR_MS
 from projections.analytics.redis_store import AnalyticsRedisStore
@@ -152,7 +153,8 @@ class CategoryService:
         total = sum(occurrences for occurrences, _ in counts.values())
         return CategoriesAnswer(
             categories_file=view.categories.source, digest=view.categories.digest,
-            model=view.model, job_name=job_name, since=since, progress=_at(view.progress_ms),
+            model=view.model, job_name=job_name, since=since,
+            progress=utc_from_ms(view.progress_ms) if view.progress_ms else None,
             total=total, file_error=self.source.file_error,
             categories=[CategoryCount(name=name, occurrences=n, fingerprints=k,
                                       share=n / total if total else 0.0)
@@ -181,7 +183,8 @@ class CategoryService:
             name=name, occurrences=totals.occurrences, fingerprints=totals.fingerprints,
             share=totals.occurrences / grand if grand else 0.0, description=description,
             job_names=dict(sorted(totals.job_names.items())),
-            hours=[HourCount(hour=_at(h), occurrences=n) for h, n in sorted(totals.hours.items())],
+            hours=[HourCount(hour=utc_from_ms(h), occurrences=n)
+                   for h, n in sorted(totals.hours.items())],
             top_errors=top_errors,
         )  # fmt: skip
 
@@ -207,7 +210,3 @@ def _counts(
             counts[name][0] += n
             counts[name][1] += 1
     return {name: (n, k) for name, (n, k) in counts.items()}
-
-
-def _at(ms: int) -> datetime | None:
-    return datetime.fromtimestamp(ms / 1000, UTC) if ms else None

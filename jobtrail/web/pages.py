@@ -26,6 +26,7 @@ from jobtrail.categories.service import CategoryService
 from jobtrail.errors import JobtrailError
 from jobtrail.health import Health
 from jobtrail.queries import DeadLetterCount, NotConfiguredError, NotFoundError, Queries
+from jobtrail.times import utc_from_ms
 from jobtrail.web import charts
 from projections.model import JobState
 
@@ -236,15 +237,9 @@ def _category_hours(sources: Sources) -> dict[str, Any] | None:
         view = sources.categories.view()
     except JobtrailError:
         return None
-    series = {name: {_hour(h): n for h, n in totals.hours.items()}
+    series = {name: {utc_from_ms(h): n for h, n in totals.hours.items()}
               for name, totals in view.totals.items() if totals.hours}  # fmt: skip
     return charts.hourly_chart(series, "occurrences per hour")
-
-
-def _hour(ms: int) -> datetime:
-    from datetime import UTC
-
-    return datetime.fromtimestamp(ms / 1000, UTC)
 
 
 def _or_empty(compute: Callable[[], list[tuple[datetime, int]]]) -> list[tuple[datetime, int]]:
