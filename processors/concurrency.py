@@ -65,6 +65,25 @@ class SourceProgress:
         return Mark(self.latest_ms - grace_ms)
 
 
+def mark_to_send(
+    progress: SourceProgress,
+    last: tuple[Mark, float] | None,
+    now: float,
+    *,
+    grace_ms: int,
+    idle_after_s: float,
+    caught_up: bool,
+    repeat_s: float,
+) -> Mark | None:
+    """The mark a source partition sends now: a changed one at once, an unchanged one again
+    every `repeat_s` (for a concurrency worker that restarted and lost the marks it held);
+    None when there is nothing to send. `last`: the mark sent last and when."""
+    mark = progress.mark(now, grace_ms, idle_after_s, caught_up)
+    if mark is None or (last is not None and last[0] == mark and now - last[1] < repeat_s):
+        return None
+    return mark
+
+
 def release_order(edge: AttemptEdge) -> tuple[int, int, str, int]:
     """Event time, then starts before ends; ties broken by the attempt, never by arrival."""
     return edge.time_ms, 0 if edge.is_start else 1, edge.job_id, edge.attempt

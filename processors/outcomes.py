@@ -7,21 +7,12 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from processors.attempts import AttemptEdge, Dimension, LatestAttempt, track
 from processors.concurrency import Count
 from processors.fingerprint import fingerprint
 from schemas.derived import AttemptOutcome, AttemptOutcomeType
 from schemas.job_event import JobEvent, JobEventType
-
-
-def count_to_json(count: Count) -> dict[str, Any]:
-    return {"e": count.edge.to_json(), "d": count.dimension.value, "c": count.running}
-
-
-def count_from_json(data: dict[str, Any]) -> Count:
-    return Count(AttemptEdge.from_json(data["e"]), Dimension(data["d"]), data["c"])
 
 
 def join(parts: Mapping[str, int], count: Count) -> tuple[dict[str, int], AttemptOutcome | None]:

@@ -67,4 +67,13 @@ class ProcessorSettings(BaseSettings):
         "larger dead letter goes as a truncated copy. At most the broker's and the DLQ topic's "
         "limit (1,048,588 by default)",
     )
+    batch_size: int = Field(
+        default=2000, ge=1, description="Most records a stage takes from its stream at once"
+    )
+    batch_within_s: float = Field(
+        default=0.05, gt=0, description="How long a stage waits to fill a batch before it goes"
+    )
+    standby_replicas: int = Field(
+        default=0, ge=0, description="Faust standby copies of each table on other workers"
+    )
     log_level: Literal["crit", "error", "warn", "info", "debug"] = "warn"

@@ -6,9 +6,10 @@ import logging
 
 import faust
 
-from processors.app import changelog_topic_names, create_app, internal_topic_names
+from processors.app import create_app
 from processors.metrics import ProcessorMetrics
 from processors.settings import ProcessorSettings
+from processors.topology import changelog_topic_names, internal_topic_names
 from streams.admin import TopicAdmin
 from streams.settings import KafkaSettings
 from streams.topics import TopicSpec, plan_topics, topic_catalog

@@ -19,6 +19,11 @@ def common_config(kafka: KafkaSettings, role: str) -> dict[str, Any]:
         config["sasl.username"] = kafka.sasl_username
     if kafka.sasl_password is not None:
         config["sasl.password"] = kafka.sasl_password.get_secret_value()
+    for option, value in (("ssl.ca.location", kafka.ssl_ca_location),
+                          ("ssl.certificate.location", kafka.ssl_certificate_location),
+                          ("ssl.key.location", kafka.ssl_key_location)):  # fmt: skip
+        if value:
+            config[option] = value
     return config
 
 

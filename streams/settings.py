@@ -32,6 +32,15 @@ class KafkaSettings(BaseSettings):
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
+    ssl_ca_location: str | None = Field(
+        default=None, description="CA certificate (PEM file) that signed the brokers' certificates"
+    )
+    ssl_certificate_location: str | None = Field(
+        default=None, description="Client certificate (PEM file), for brokers that require one"
+    )
+    ssl_key_location: str | None = Field(
+        default=None, description="Private key (PEM file) of the client certificate"
+    )
     connect_timeout_s: float = Field(
         default=10.0,
         gt=0,

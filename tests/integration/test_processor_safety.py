@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Producer
 
-from processors.app import app_id, committed_offsets
+from processors.faust_workarounds import committed_offsets
+from processors.topology import app_id
 from processors.fingerprint import fingerprint
 from processors.outcomes import recompute
 from schemas.codec import SingleObjectCodec

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from processors.app import app_id, internal_topic_names
+from processors.topology import app_id, internal_topic_names
 from processors.fingerprint import fingerprint
 from processors.outcomes import recompute
 from processors.validation import violation

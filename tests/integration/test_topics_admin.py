@@ -75,7 +75,7 @@ def test_the_processors_internal_stream_topics_exist_before_their_worker_subscri
     # Created by Faust itself, they could miss the group's first assignment (the metadata did not
     # show them yet) and stay unread: no attempt outcome ever came out. The worker creates them
     # first now, and waits until the metadata shows them with leaders.
-    from processors.app import changelog_topic_names, internal_topic_names
+    from processors.topology import changelog_topic_names, internal_topic_names
     from processors.worker import ensure_topics
 
     kafka = KafkaSettings(

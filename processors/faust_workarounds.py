@@ -1,0 +1,147 @@
+"""Every place the processors work around faust-streaming (0.15), each with why and upstream's
+issue. Nothing else in processors/ touches a Faust internal.
+
+1. `ignore_gaps`: Faust counts offsets missing between two fetched records as a gap and commits
+   past them as if acknowledged (meant for compacted topics and transaction markers, which our
+   topics do not have). Records Faust itself dropped around a (re)start became such a gap and
+   were committed unprocessed. faust-streaming/faust#606 (wrong offset commit with gaps), #378.
+2. `OffsetGuard`: around a (re)start or rebalance Faust can hand a stream records past ones it
+   dropped from its queues (prefetched before the seek to the committed offset), and nothing
+   fetches the dropped ones again. faust-streaming/faust#216, #221. The guard checks each batch
+   is the next run of offsets of its partition and rewinds the partition when it is not.
+3. `flush_outputs_before_commit`: the processors produce through librdkafka (`processors.output`),
+   which Faust knows nothing of; its pre-commit flush must flush ours too, or a commit could pass
+   a record whose output is still in a buffer.
+4. `fetch_flags`: for the stall warning, which of Faust's private sets a partition is in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import faust
+import faust.transport.consumer as faust_consumer
+from confluent_kafka import Consumer, TopicPartition
+
+from processors.topology import app_id
+from streams.kafka_config import consumer_config
+from streams.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+def ignore_gaps() -> None:
+    """Turns Faust's gap bookkeeping off (process-wide: Faust has no setting for it)."""
+
+    async def no_gap(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
+        return None
+
+    faust_consumer.Consumer._add_gap = no_gap  # type: ignore[method-assign]
+
+
+def committed_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int | None]:
+    """The processors group's committed offset of each partition (None: nothing committed)."""
+    consumer = Consumer(consumer_config(kafka, app_id(kafka)))
+    try:
+        wanted = [TopicPartition(topic, partition) for partition in range(kafka.partitions)]
+        committed = consumer.committed(wanted, timeout=10)
+        return {tp.partition: None if tp.offset < 0 else int(tp.offset) for tp in committed}
+    finally:
+        consumer.close()
+
+
+class OffsetGuard:
+    """Lets through, per partition, only the next run of offsets; on a skip, rewinds the
+    partition to the first missing offset, and the records after it are dropped unacknowledged
+    (they come again). Also where the worker's processed positions are kept (lag, idle)."""
+
+    def __init__(self, app: faust.App, kafka: KafkaSettings, on_rewind: Callable[[str], None]):
+        self._app = app
+        self._kafka = kafka
+        self._on_rewind = on_rewind
+        self.processed: dict[tuple[str, int], int] = {}  # last offset processed
+        self._rewound: dict[tuple[str, int], int] = {}
+        self._starts: dict[tuple[str, int], int] = {}
+
+    def forget(self) -> None:
+        """After a rebalance positions start over from the commits (another worker may have
+        moved them on)."""
+        self.processed.clear()
+        self._rewound.clear()
+        self._starts.clear()
+
+    async def in_order(self, events: Sequence[Any]) -> list[Any]:
+        """The events that are next on their partitions, in the order given."""
+        kept: list[Any] = []
+        expected: dict[tuple[str, int], int] = {}
+        blocked: set[tuple[str, int]] = set()
+        advanced: set[tuple[str, int]] = set()
+        for event in events:
+            message = event.message
+            key = (message.topic, message.partition)
+            if key in blocked:
+                continue
+            if key not in expected:
+                last = self.processed.get(key)
+                expected[key] = last + 1 if last is not None else await self._start_of(message)
+            if message.offset <= expected[key]:  # the next one, or a redelivery after a seek
+                expected[key] = message.offset + 1
+                kept.append(event)
+                advanced.add(key)
+                continue
+            blocked.add(key)
+            await self._rewind(message, expected[key])
+        for key in expected.keys() - blocked:
+            self._rewound.pop(key, None)
+        for key in advanced:
+            self.processed[key] = expected[key] - 1
+        return kept
+
+    async def _rewind(self, message: Any, expected: int) -> None:
+        key = (message.topic, message.partition)
+        if self._rewound.get(key) != expected:
+            self._rewound[key] = expected
+            self._on_rewind(message.topic)
+            log.warning("records %s..%s of %s[%s] were skipped by the consumer: rewinding",
+                        expected, message.offset - 1, message.topic, message.partition)  # fmt: skip
+        # Again for every batch with stale records: Faust's fetcher, still handing out what it
+        # had, moves its read offset past ours. (`seek_wait` seeks in the consumer's own
+        # thread; `seek` would race its fetcher.)
+        await self._app.consumer.seek_wait({message.tp: expected})
+
+    async def _start_of(self, message: Any) -> int:
+        """The group's committed offset when this worker took the partition (asked of the
+        broker: Faust's own copy is not there yet while it resumes), else the log's start."""
+        key = (message.topic, message.partition)
+        if key not in self._starts:
+            committed = await asyncio.get_running_loop().run_in_executor(
+                None, committed_offsets, self._kafka, message.topic
+            )
+            for partition, offset in committed.items():
+                if offset is not None:
+                    self._starts.setdefault((message.topic, partition), offset)
+        if key not in self._starts:
+            earliest = await self._app.consumer.earliest_offsets(message.tp)
+            self._starts[key] = earliest.get(message.tp, 0)
+        return self._starts[key]
+
+
+def flush_outputs_before_commit(app: faust.App, flush: Callable[[], Awaitable[None]]) -> None:
+    """Makes the flush Faust awaits before each commit await `flush` first."""
+    faust_flush: Callable[[], Awaitable[None]] = app.producer.flush
+
+    async def flush_both() -> None:
+        await flush()
+        await faust_flush()
+
+    app.producer.flush = flush_both  # type: ignore[method-assign]
+
+
+def fetch_flags(app: faust.App, tp: Any) -> list[str]:
+    """Whether Faust paused fetching `tp` or found its buffer full (private sets)."""
+    consumer: Any = app.consumer
+    sets = (("paused", consumer._paused_partitions), ("buffer-full", consumer._buffered_partitions))
+    return [name for name, tps in sets if tp in tps]

@@ -1,0 +1,82 @@
+"""Stage 4, on attempt-counts: an attempt's counts on every dimension make its outcome.
+
+The halves are kept in a table, not held: at least once, a half can come twice (a restart
+recounts what it had counted but not committed), and a copy arriving after its pair was joined
+must find the row, not wait forever for a partner. The half that completes a row sends the
+outcome (again, for a copy: the same outcome; readers key it by attempt). Rows of joined attempts
+stay for a horizon of event time, then go.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Sequence
+
+from processors.metrics import ProcessorMetrics
+from processors.outcomes import join
+from processors.records import Counts, decode
+from processors.stages.ports import Incoming, Sink, Table
+from processors.topology import Topology
+from schemas.derived import encode_attempt_outcome
+
+log = logging.getLogger(__name__)
+
+
+class JoinStage:
+    def __init__(
+        self, *, topology: Topology, horizon_ms: int, metrics: ProcessorMetrics, sink: Sink,
+        halves: Table,
+    ) -> None:  # fmt: skip
+        self._topology = topology
+        self._horizon_ms = horizon_ms
+        self._metrics = metrics
+        self._sink = sink
+        self._table = halves
+        self._joined: dict[int, deque[tuple[int, str]]] = {}  # partition -> (ended at, member)
+
+    async def handle(self, batch: Sequence[Incoming]) -> Sequence[object]:
+        rows: dict[str, dict[str, int]] = {}  # this batch's writes
+        partitions: dict[str, int] = {}  # member -> partition
+        joined: list[tuple[int, int, str]] = []  # partition, ended at, member
+        for record in batch:
+            try:
+                decoded = decode(record.value)
+                if not isinstance(decoded, Counts):
+                    raise ValueError(f"not an attempt count: {type(decoded).__name__}")
+            except ValueError as exc:
+                self._dead_letter(record, str(exc))
+                continue
+            for count in decoded.items:
+                member = count.edge.member
+                known = rows[member] if member in rows else self._table.get(member) or {}
+                rows[member], outcome = join(known, count)
+                partitions[member] = record.partition
+                if outcome is None:
+                    continue
+                self._sink.send(self._topology.outcomes, outcome.job_id.encode(),
+                                encode_attempt_outcome(outcome))  # fmt: skip
+                joined.append((record.partition, count.edge.time_ms, member))
+        self._metrics.events_in.labels(self._topology.counts).inc(len(batch))
+        for member, parts in rows.items():
+            self._table.put(partitions[member], member, parts)
+        for partition, ended_ms, member in joined:
+            self._forget_joined(partition, ended_ms, member)
+        return [record.token for record in batch]
+
+    def _forget_joined(self, partition: int, ended_ms: int, member: str) -> None:
+        queue = self._joined.setdefault(partition, deque())
+        queue.append((ended_ms, member))
+        while queue and queue[0][0] < ended_ms - self._horizon_ms:
+            self._table.delete(partition, queue.popleft()[1])
+
+    def _dead_letter(self, record: Incoming, detail: str) -> None:
+        log.error("bad record on %s[%s]@%s: %s", record.topic, record.partition, record.offset,
+                  detail)  # fmt: skip
+        self._sink.send_dead_letter(self._topology.dlq,
+                                    record.dead_letter("handler_error", detail))  # fmt: skip
+        self._metrics.dead_letters.labels("handler_error").inc()
+
+    def forget(self) -> None:
+        """Nothing is held: the rows are in the table (the sweep queue of a revoked partition
+        only lets some rows live longer)."""

@@ -1,0 +1,86 @@
+"""What a stage reads and writes, as small protocols: Faust's tables and the processors' output
+satisfy them in a worker, dicts and lists in the broker-free harness."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Any, Protocol
+
+from streams.dlq import DeadLetter
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One consumed record; `token` is what the shell acknowledges once the stage is done."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp_ms: int | None
+    key: bytes | None
+    value: bytes | None
+    token: object = None
+
+    def dead_letter(self, reason: str, detail: str) -> DeadLetter:
+        return DeadLetter(reason=reason, detail=detail, topic=self.topic,
+                          partition=self.partition, offset=self.offset, key=self.key,
+                          value=self.value)  # fmt: skip
+
+
+class Sink(Protocol):
+    """Where outputs go (`processors.output.Output` in a worker)."""
+
+    def send(self, topic: str, key: bytes | None, value: bytes,
+             headers: list[tuple[str, str | bytes | None]] | None = None,
+             partition: int | None = None) -> None: ...  # fmt: skip
+
+    def send_dead_letter(self, topic: str, letter: DeadLetter) -> None: ...
+
+    async def delivered(self) -> None:
+        """Returns once everything sent so far is on the broker (raises if something is not)."""
+        ...
+
+
+class Table(Protocol):
+    """Rows by key, each written for the partition whose records it derives from (a table's
+    changelog partition is its source partition: whoever owns that partition after a rebalance
+    recovers the row). Faust's table (`processors.shell.PartitionedTable`) or `MemoryTable`."""
+
+    def get(self, key: str, /) -> Any: ...
+
+    def items(self) -> Iterable[tuple[str, Any]]: ...
+
+    def put(self, partition: int, key: str, value: Any) -> None: ...
+
+    def delete(self, partition: int, key: str) -> None: ...
+
+
+class MemoryTable(dict[str, Any]):
+    """A table in a dict (the harness)."""
+
+    def put(self, partition: int, key: str, value: Any) -> None:
+        self[key] = value
+
+    def delete(self, partition: int, key: str) -> None:
+        self.pop(key, None)
+
+
+class Stage(Protocol):
+    async def handle(self, batch: Sequence[Incoming]) -> Sequence[object]:
+        """Processes a batch (each partition's records in offset order); returns the tokens of
+        the records now done, in each partition's offset order."""
+        ...
+
+    def forget(self) -> None:
+        """Drops what is held in memory for the partitions (they were revoked: whoever owns them
+        next reads the uncommitted records again)."""
+        ...
+
+
+def by_source(batch: Sequence[Incoming]) -> Iterator[tuple[int, list[Incoming]]]:
+    """The batch's records per partition, each partition's in the order given."""
+    ordered = sorted(batch, key=lambda record: record.partition)  # stable: order kept
+    for partition, records in groupby(ordered, key=lambda record: record.partition):
+        yield partition, list(records)

@@ -1,0 +1,138 @@
+"""The worker's timers: event time sent to the concurrency stage, lag, stalls, the idle stop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from typing import Any
+
+import faust
+
+from processors.concurrency import Mark, SourceProgress, mark_to_send
+from processors.faust_workarounds import OffsetGuard, fetch_flags
+from processors.metrics import ProcessorMetrics
+from processors.records import EventTime, encode
+from processors.settings import ProcessorSettings
+from processors.stages.concurrency import ConcurrencyStage
+from processors.stages.ingest import IngestStage
+from processors.stages.ports import Sink
+from processors.topology import Topology
+
+log = logging.getLogger(__name__)
+
+# Behind, yet nothing consumed this long: a stall worth a warning that says where it is.
+STALL_WARN_S = 30.0
+# An unchanged mark is sent again this often, for a concurrency worker that restarted and lost
+# the marks it held in memory.
+REPEAT_MARK_S = 5.0
+
+
+class Watch:
+    def __init__(self, app: faust.App, *, settings: ProcessorSettings, topology: Topology,
+                 guard: OffsetGuard, ingest: IngestStage, concurrency: ConcurrencyStage,
+                 sink: Sink, metrics: ProcessorMetrics) -> None:  # fmt: skip
+        self._app = app
+        self._settings = settings
+        self._topology = topology
+        self._guard = guard
+        self._ingest = ingest
+        self._concurrency = concurrency
+        self._sink = sink
+        self._metrics = metrics
+        self._marks_sent: dict[int, tuple[Mark, float]] = {}
+        self._last_consumed = time.monotonic()
+        self._stall_warned = 0.0
+
+    def consumed(self) -> None:
+        """Data came in (event-time records do not count: they come when nothing else does)."""
+        self._last_consumed = time.monotonic()
+
+    def install(self) -> None:
+        app = self._app
+
+        @app.timer(self._settings.watermark_interval_s, name="processors.event_time")  # type: ignore[untyped-decorator]
+        async def event_time(_: Any) -> None:
+            await self.report_event_time()
+
+        @app.timer(1.0, name="processors.lag")  # type: ignore[untyped-decorator]
+        async def lag(_: Any) -> None:
+            await self.report_lag()
+
+    async def _next_offset(self, tp: Any) -> int:
+        """After the last processed offset, or, where nothing was processed since this worker
+        took the partition, its read position (the commit)."""
+        last = self._guard.processed.get((tp.topic, tp.partition))
+        if last is not None:
+            return last + 1
+        return await self._app.consumer.position(tp) or 0
+
+    async def report_event_time(self) -> None:
+        now = time.monotonic()
+        for tp in self._app.consumer.assignment():
+            if tp.topic != self._topology.job_events:
+                continue
+            highwater = self._app.consumer.highwater(tp)
+            if highwater is None:  # not fetched from yet (just assigned): nothing to say
+                continue
+            behind = highwater - await self._next_offset(tp)
+            progress = self._ingest.progress.setdefault(tp.partition, SourceProgress())
+            mark = mark_to_send(progress, self._marks_sent.get(tp.partition), now,
+                                grace_ms=self._settings.grace_ms,
+                                idle_after_s=self._settings.idle_after_s, caught_up=behind <= 0,
+                                repeat_s=REPEAT_MARK_S)  # fmt: skip
+            if mark is None:
+                continue
+            self._marks_sent[tp.partition] = (mark, now)
+            value = encode(EventTime(tp.partition, mark))
+            for target in range(self._topology.partitions):
+                self._sink.send(self._topology.edges, None, value, partition=target)
+
+    async def report_lag(self) -> None:
+        topology = self._topology
+        sources = {topology.job_events, topology.sightings, topology.edges, topology.counts}
+        lag: dict[str, int] = {}
+        lagging: list[Any] = []
+        for tp in self._app.consumer.assignment():
+            if tp.topic not in sources:
+                continue  # table changelogs: read during recovery only
+            highwater = self._app.consumer.highwater(tp)
+            if highwater is None:
+                continue
+            behind = highwater - await self._next_offset(tp)
+            lag[tp.topic] = lag.get(tp.topic, 0) + max(0, behind)
+            if behind > 0:
+                lagging.append(tp)
+        for topic, value in lag.items():
+            self._metrics.lag.labels(topic).set(value)
+        now = time.monotonic()
+        quiet = now - self._last_consumed
+        held = self._concurrency.held()
+        if (lagging or held) and quiet >= STALL_WARN_S and now - self._stall_warned >= STALL_WARN_S:
+            self._stall_warned = now
+            await self._warn_stalled(lagging, held, quiet)
+        idle = not any(lag.values()) and not held
+        if self._settings.idle_stop_s and quiet >= self._settings.idle_stop_s and idle:
+            os.kill(os.getpid(), signal.SIGTERM)  # the worker's own graceful stop and commit
+
+    async def _warn_stalled(self, lagging: list[Any], held: int, quiet: float) -> None:
+        """Names each lagging partition with its read position, what was processed, the high
+        watermark and whether Faust stopped fetching it, and what each attempt-edges partition
+        waits for."""
+        consumer: Any = self._app.consumer
+        parts = []
+        for tp in lagging:
+            flags = " ".join(fetch_flags(self._app, tp))
+            parts.append(f"{tp.topic}[{tp.partition}] position={await consumer.position(tp)}"
+                         f" processed={self._guard.processed.get((tp.topic, tp.partition))}"
+                         f" highwater={consumer.highwater(tp)} {flags}")  # fmt: skip
+        for partition, view in sorted(self._concurrency.views.items()):
+            since = view.waiting_since()
+            if since is not None:
+                marks = {source: (mark.time_ms, mark.idle) for source, mark in view.marks.items()}
+                parts.append(f"{self._topology.edges}[{partition}] holds {len(view.heap)} edges,"
+                             f" from {since} ms; marks {marks}")  # fmt: skip
+        state = f"flow active: {consumer.flow_active}, rebalancing: {self._app.rebalancing}"
+        log.warning("behind, yet nothing consumed for %.0f s (%s, %s held): %s", quiet, state,
+                    held, "; ".join(parts))  # fmt: skip

@@ -1,0 +1,143 @@
+"""The real stages over the broker-free harness: requests, dead letters, re-sent ids, batching,
+and the internal records' codec."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+
+from processors.attempts import AttemptEdge, Dimension
+from processors.concurrency import Count, Mark
+from processors.dedup import Sighting
+from processors.fingerprint import fingerprint
+from processors.harness import Harness
+from processors.records import (
+    Counts,
+    Edges,
+    EventTime,
+    InternalRecord,
+    Sightings,
+    Sweep,
+    decode,
+    encode,
+    partition_of,
+)
+from processors.settings import ProcessorSettings
+from schemas.codec import SingleObjectCodec
+from schemas.job_event import JobError, JobEventType
+from streams.demo.workload import Workload, WorkloadConfig
+from tests.factories import make_event
+
+CODEC = SingleObjectCodec()
+EDGE = AttemptEdge(5, "job-1", "send-email", 2, "w1", JobEventType.FAILED, False, 1, "ab" * 32)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        Sightings((Sighting("f" * 64, "T: <n>", "T: 1", "send-email", 7),)),
+        Sweep("model-a"),
+        Edges(((Dimension.WORKER, EDGE), (Dimension.JOB_NAME, EDGE))),
+        EventTime(3, Mark(1_000, idle=True)),
+        Counts((Count(EDGE, Dimension.JOB_NAME, 4),)),
+    ],
+)
+def test_internal_records_round_trip(record: InternalRecord) -> None:
+    assert decode(encode(record)) == record
+
+
+@pytest.mark.parametrize("value", [None, b"", b"[]", b'{"k": "nope"}', b'{"k": "edges"}', b"\xff"])
+def test_anything_else_is_a_clear_value_error(value: bytes | None) -> None:
+    with pytest.raises(ValueError, match="not an internal record"):
+        decode(value)
+
+
+def test_partitions_are_stable_and_spread() -> None:
+    owners = {partition_of(f"key-{i}", 6) for i in range(200)}
+    assert owners == set(range(6))
+    assert partition_of("worker\x1fw1", 6) == partition_of("worker\x1fw1", 6)
+
+
+def run(harness: Harness, values: list[bytes], partition: int = 0) -> None:
+    harness.produce({partition: values})
+    asyncio.run(harness.run())
+
+
+def failed(job: str, message: str, seconds: int = 0) -> bytes:
+    occurred = make_event().occurred_at + timedelta(seconds=seconds)
+    event = make_event(event_id=f"{job}-{seconds}", job_id=job, occurred_at=occurred,
+                       error=JobError("TimeoutError", message, None))  # fmt: skip
+    return CODEC.encode(event)
+
+
+def test_one_request_per_distinct_error_whatever_the_batches() -> None:
+    harness = Harness(batch_size=3)
+    values = [failed(f"job-{i}", f"timed out after {i} ms", i) for i in range(30)]
+    values += [failed(f"job-{i}", f"connection refused to 10.0.0.{i}", i) for i in range(30, 40)]
+    run(harness, values)
+    requests = harness.requests()
+    assert len(requests) == 2
+    assert {r.fingerprint for r in requests} == {
+        fingerprint(JobError("TimeoutError", "timed out after 1 ms", None)).sha256,
+        fingerprint(JobError("TimeoutError", "connection refused to 10.0.0.1", None)).sha256,
+    }
+    row = harness.tables["fingerprints"][requests[0].fingerprint]
+    assert row["count"] + harness.tables["fingerprints"][requests[1].fingerprint]["count"] == 40
+    assert row["models"] == ["model-a"]
+
+
+def test_a_new_model_requests_every_known_error_once() -> None:
+    harness = Harness()
+    run(harness, [failed(f"job-{i}", f"error kind {'ab'[i % 2]}") for i in range(10)])
+    assert len(harness.requests()) == 2
+    for partition in range(harness.topology.partitions):
+        harness.sink.send(harness.topology.sightings, None, encode(Sweep("model-b")),
+                          partition=partition)  # fmt: skip
+        harness.sink.send(harness.topology.sightings, None, encode(Sweep("model-b")),
+                          partition=partition)  # twice: the second finds nothing  # fmt: skip
+    asyncio.run(harness.run())
+    assert sorted(r.model for r in harness.requests()) == ["model-a"] * 2 + ["model-b"] * 2
+
+
+def test_poison_and_resent_events_each_counted_once_and_the_rest_flows() -> None:
+    harness = Harness()
+    good = failed("job-1", "boom")
+    run(harness, [b"not avro", good, good, CODEC.encode(make_event(job_id=""))])
+    assert [letter.reason for letter in harness.sink.dead_letters] == [
+        "undecodable",
+        "missing_job_id",
+    ]
+    assert [letter.offset for letter in harness.sink.dead_letters] == [0, 3]
+    assert harness.metrics.duplicates._value.get() == 1
+    assert len(harness.requests()) == 1
+
+
+def test_a_bad_internal_record_is_dead_lettered_not_a_crash_loop() -> None:
+    harness = Harness()
+    for topic in (harness.topology.sightings, harness.topology.edges, harness.topology.counts):
+        harness.sink.send(topic, None, b"garbage", partition=1)
+    run(harness, [failed("job-1", "boom")])
+    letters = harness.sink.dead_letters
+    assert sorted(letter.topic for letter in letters) == sorted(
+        [harness.topology.sightings, harness.topology.edges, harness.topology.counts]
+    )
+    assert {letter.reason for letter in letters} == {"handler_error"}
+    assert harness.concurrency.held() == 0
+
+
+def test_rows_of_jobs_that_ended_go_after_the_horizon_even_across_a_restart() -> None:
+    settings = ProcessorSettings(embedding_model="model-a", horizon_ms=60_000)
+    harness = Harness(settings)
+    events = list(Workload(WorkloadConfig(jobs=200), seed=4).events())
+    harness.produce({0: [CODEC.encode(event) for event in events]})
+    asyncio.run(harness.run())
+    ended_early = len(harness.tables["latest-attempts"])
+    harness.crash()  # the sweep queues are rebuilt from the tables
+    later = max(event.occurred_at for event in events) + timedelta(hours=1)
+    last = make_event(event_id="late", job_id="late", type=JobEventType.ACTIVE, error=None,
+                      will_retry=None, occurred_at=later)  # fmt: skip
+    run(harness, [CODEC.encode(last)])
+    assert ended_early > 0
+    assert set(harness.tables["latest-attempts"]) == {"late"}
