@@ -18,8 +18,8 @@ SUPERVISOR_SOCKET = ".infra-data/supervisor/supervisor.sock"
 
 def consumer_groups(kafka: KafkaSettings, model: str) -> dict[str, tuple[str, list[str]]]:
     """component -> (consumer group, topics it reads), for embedding model `model`."""
-    from processors.topology import app_id, internal_topic_names
     from processors.embedding.embedder import group_id as embedder_group
+    from processors.topology import app_id, internal_topic_names
 
     catalog = topic_catalog(kafka.topic_prefix, kafka.partitions, kafka.replication_factor)
     job_events = [catalog.job_events.name]

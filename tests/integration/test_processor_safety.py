@@ -25,9 +25,9 @@ import pytest
 from confluent_kafka import Producer
 
 from processors.faust_workarounds import committed_offsets
-from processors.topology import app_id
 from processors.fingerprint import fingerprint
 from processors.outcomes import recompute
+from processors.topology import app_id
 from schemas.codec import SingleObjectCodec
 from schemas.derived import decode_attempt_outcome, decode_vectorize_request
 from schemas.job_event import JobError, JobEvent, JobEventType

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from processors.topology import app_id, internal_topic_names
 from processors.fingerprint import fingerprint
 from processors.outcomes import recompute
+from processors.topology import app_id, internal_topic_names
 from processors.validation import violation
 from schemas.codec import SingleObjectCodec
 from schemas.derived import AttemptOutcome, decode_attempt_outcome, decode_vectorize_request
