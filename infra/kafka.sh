@@ -2,7 +2,9 @@
 # Local single-node Kafka (KRaft, broker + controller in one process) on loopback.
 #   infra/kafka.sh install | start | stop | status | logs | reset
 # The release is pinned in infra/kafka/pom.xml and resolved from Maven Central with Maven.
-# Ports: JOBTRAIL_KAFKA_PORT (9092, clients), JOBTRAIL_KAFKA_CONTROLLER_PORT (9093).
+# Ports: JOBTRAIL_KAFKA_PORT (9092, clients), JOBTRAIL_KAFKA_CONTROLLER_PORT (9093),
+# JOBTRAIL_KAFKA_SASL_PORT (9094: clients with SASL/PLAIN, user jobtrail, password
+# JOBTRAIL_KAFKA_SASL_PASSWORD, default jobtrail-secret: what the security tests connect to).
 source "$(dirname "$0")/common.sh"
 
 KAFKA_DIR=$INFRA_DIR/kafka
@@ -12,6 +14,8 @@ PIDFILE=$KAFKA_DIR/kafka.pid
 LOGFILE=$KAFKA_DIR/kafka.log
 PORT=${JOBTRAIL_KAFKA_PORT:-9092}
 CONTROLLER_PORT=${JOBTRAIL_KAFKA_CONTROLLER_PORT:-9093}
+SASL_PORT=${JOBTRAIL_KAFKA_SASL_PORT:-9094}
+SASL_PASSWORD=${JOBTRAIL_KAFKA_SASL_PASSWORD:-jobtrail-secret}
 POM=$REPO_ROOT/infra/kafka/pom.xml
 
 install() {
@@ -33,11 +37,13 @@ write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER_PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,SASL_PLAINTEXT://127.0.0.1:$SASL_PORT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_jobtrail="$SASL_PASSWORD";
 log.dirs=$DATA
 num.partitions=6
 default.replication.factor=1
