@@ -333,6 +333,10 @@ def run_faust(kafka: KafkaSettings, events: int, expected: int, workers: int = 1
         processes = [start_worker(kafka, data_dir, port, i) for i, port in enumerate(ports)]
         try:
             samples = watch_workers(processes, kafka, ports)
+        except SystemExit as stalled:
+            tails = [(data_dir / f"worker-{i}.log").read_text(errors="replace")[-3000:]
+                     for i in range(workers)]  # fmt: skip
+            raise SystemExit(f"{stalled}; the workers' logs end:\n" + "\n---\n".join(tails))
         finally:
             for process in processes:
                 if process.poll() is None:

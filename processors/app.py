@@ -13,12 +13,17 @@ from typing import Any
 import faust
 
 from processors.faust_config import app_settings, widen_producer_buffer
-from processors.faust_workarounds import OffsetGuard, flush_outputs_before_commit, ignore_gaps
+from processors.faust_workarounds import (
+    OffsetGuard,
+    PartitionedTable,
+    flush_outputs_before_commit,
+    ignore_gaps,
+)
 from processors.metrics import ProcessorMetrics
 from processors.output import Output
 from processors.records import Sweep, encode
 from processors.settings import ProcessorSettings
-from processors.shell import PartitionedTable, run_stage
+from processors.shell import run_stage
 from processors.stages.concurrency import ConcurrencyStage
 from processors.stages.dedup import DedupStage
 from processors.stages.ingest import IngestStage
@@ -48,8 +53,16 @@ def create_app(
                             on_truncated=metrics.truncated_letters.inc)  # fmt: skip
     flush_outputs_before_commit(app, sink.delivered)
     guard = OffsetGuard(app, kafka, on_rewind=lambda topic: metrics.rewinds.labels(topic).inc())
-    latest, prints, keys, halves, seen = (PartitionedTable.add_to(app, name, topology.partitions)
-                                          for name in TABLES)  # fmt: skip
+    # At least once, rows go out with the outputs (faust_workarounds 5.); exactly once, Faust's way.
+    direct = None
+    if settings.processing_guarantee == "at_least_once":
+
+        def direct(topic: str, partition: int, key: bytes, value: bytes | None) -> None:
+            sink.send(topic, key, value, partition=partition)
+
+    latest, prints, keys, halves, seen = (
+        PartitionedTable.add_to(app, name, topology.partitions, direct) for name in TABLES
+    )
     common: dict[str, Any] = {"topology": topology, "metrics": metrics, "sink": sink}
     ingest = IngestStage(codec=create_codec(kafka.schema_registry_url), settings=settings,
                          seen=seen, latest=latest, **common)  # fmt: skip

@@ -53,16 +53,16 @@ TOPOLOGY = Topology(
 class MemorySink:
     """Topics as lists of (key, value) per partition; dead letters as they were sent."""
 
-    logs: dict[tuple[str, int], list[tuple[bytes | None, bytes]]] = field(
+    logs: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = field(
         default_factory=lambda: defaultdict(list)
     )
     dead_letters: list[DeadLetter] = field(default_factory=list)
     flushes: int = 0
 
-    def send(self, topic: str, key: bytes | None, value: bytes,
+    def send(self, topic: str, key: bytes | None, value: bytes | None,
              headers: list[tuple[str, str | bytes | None]] | None = None,
              partition: int | None = None) -> None:  # fmt: skip
-        self.logs[topic, partition or 0].append((key, value))
+        self.logs[topic, partition or 0].append((key, value))  # None: a tombstone
 
     def send_dead_letter(self, topic: str, letter: DeadLetter) -> None:
         self.dead_letters.append(letter)
@@ -72,7 +72,7 @@ class MemorySink:
 
     def values(self, topic: str) -> list[bytes]:
         return [value for (name, _), log in sorted(self.logs.items()) if name == topic
-                for _, value in log]  # fmt: skip
+                for _, value in log if value is not None]  # fmt: skip
 
 
 class Harness:

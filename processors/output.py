@@ -68,7 +68,7 @@ class Output:
         self,
         topic: str,
         key: bytes | None,
-        value: bytes,
+        value: bytes | None,
         headers: Headers | None = None,
         partition: int | None = None,
     ) -> None:

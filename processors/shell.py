@@ -18,30 +18,6 @@ from processors.faust_workarounds import OffsetGuard
 from processors.stages.ports import Incoming, Stage
 
 
-class PartitionedTable(faust.Table):  # type: ignore[type-arg]
-    """A Faust table whose rows are written for a partition the stage names (`put`), not the
-    one of the event being iterated (Faust's `partition_for_key` default): a stage writes its
-    rows after a whole batch, outside any one event's iteration."""
-
-    _writing: int | None = None
-
-    def partition_for_key(self, key: Any) -> int | None:
-        return self._writing
-
-    def put(self, partition: int, key: str, value: Any) -> None:
-        self._writing = partition
-        self[key] = value
-
-    def delete(self, partition: int, key: str) -> None:
-        self._writing = partition
-        self.pop(key, None)
-
-    @classmethod
-    def add_to(cls, app: faust.App, name: str, partitions: int) -> PartitionedTable:
-        table = cls(app, name=name, beacon=app.tables.beacon, partitions=partitions)
-        return cast(PartitionedTable, app.tables.add(table))
-
-
 def incoming(event: Any) -> Incoming:
     message = event.message
     timestamp = message.timestamp

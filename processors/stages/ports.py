@@ -32,7 +32,7 @@ class Incoming:
 class Sink(Protocol):
     """Where outputs go (`processors.output.Output` in a worker)."""
 
-    def send(self, topic: str, key: bytes | None, value: bytes,
+    def send(self, topic: str, key: bytes | None, value: bytes | None,
              headers: list[tuple[str, str | bytes | None]] | None = None,
              partition: int | None = None) -> None: ...  # fmt: skip
 

@@ -141,3 +141,26 @@ def test_rows_of_jobs_that_ended_go_after_the_horizon_even_across_a_restart() ->
     run(harness, [CODEC.encode(last)])
     assert ended_early > 0
     assert set(harness.tables["latest-attempts"]) == {"late"}
+
+
+def test_a_half_waits_for_its_partner_however_much_event_time_passes_meanwhile() -> None:
+    """In a catch-up one concurrency partition can release many minutes of event time before
+    another releases the partner of a half it sent: the half must still be there."""
+    harness = Harness(ProcessorSettings(embedding_model="model-a", horizon_ms=1_000))
+    counts = harness.topology.counts
+
+    def end(job: str, at_ms: int) -> AttemptEdge:
+        return AttemptEdge(at_ms, job, "send-email", 1, "w1", JobEventType.COMPLETED, True, 0)
+
+    def send(*items: Count) -> None:
+        harness.sink.send(counts, None, encode(Counts(items)), partition=0)
+
+    send(Count(end("early", 10), Dimension.WORKER, 1))
+    for i in range(1, 50):  # an hour of event time, joined meanwhile
+        later = end(f"later-{i}", i * 60_000)
+        send(Count(later, Dimension.WORKER, 1))
+        send(Count(later, Dimension.JOB_NAME, 1))
+    send(Count(end("early", 10), Dimension.JOB_NAME, 1))
+    asyncio.run(harness.run())
+    assert {outcome.job_id for outcome in harness.outcomes()} >= {"early", "later-1"}
+    assert len({outcome.job_id for outcome in harness.outcomes()}) == 50
