@@ -336,7 +336,8 @@ def run_faust(kafka: KafkaSettings, events: int, expected: int, workers: int = 1
         except SystemExit as stalled:
             tails = [(data_dir / f"worker-{i}.log").read_text(errors="replace")[-3000:]
                      for i in range(workers)]  # fmt: skip
-            raise SystemExit(f"{stalled}; the workers' logs end:\n" + "\n---\n".join(tails))
+            message = f"{stalled}; the workers' logs end:\n" + "\n---\n".join(tails)
+            raise SystemExit(message) from stalled
         finally:
             for process in processes:
                 if process.poll() is None:
@@ -364,7 +365,19 @@ def children_cpu_s() -> float:
 # -- the run -------------------------------------------------------------------------------------
 
 
-Round = tuple[Measurement, FaustRun, FaustRun | None]  # reference, one worker, two workers
+def run_floor(kafka: KafkaSettings, events: int) -> Measurement:
+    """Faust taking the job-events in batches and acknowledging them, nothing else
+    (`bench.faust_floor`): what Faust itself costs per record consumed on this machine."""
+    env = {**os.environ, "JOBTRAIL_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+           "JOBTRAIL_TOPIC_PREFIX": kafka.topic_prefix}  # fmt: skip
+    done = subprocess.run([sys.executable, "-m", "bench.faust_floor", str(events)], env=env,
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                          check=True)  # fmt: skip
+    seconds = float(done.stdout.split()[-1])
+    return Measurement("faust floor: take + acknowledge only, no work", events, seconds)
+
+
+Round = tuple[Measurement, Measurement, FaustRun, FaustRun | None]  # refs, one worker, two
 
 
 def run_round(
@@ -376,17 +389,19 @@ def run_round(
     produce_events(kafka, events)
     reference = run_reference(kafka, len(events))
     print(f"  reference: {reference.events_per_s:,.0f} events/s", flush=True)
+    floor = run_floor(kafka, len(events))
+    print(f"  faust floor: {floor.events_per_s:,.0f} events/s", flush=True)
     one = run_faust(kafka, len(events), expected)
     print_run(one)
     if not scaling:
-        return reference, one, None
+        return reference, floor, one, None
     # Two workers need a consumer group of their own: the same events under another prefix.
     kafka = KafkaSettings(topic_prefix=f"{prefix}two.")
     create_topics(admin, kafka)
     produce_events(kafka, events)
     two = run_faust(kafka, len(events), expected, workers=2)
     print_run(two)
-    return reference, one, two
+    return reference, floor, one, two
 
 
 def print_run(faust: FaustRun) -> None:
@@ -401,15 +416,16 @@ def print_run(faust: FaustRun) -> None:
 
 def report(rounds: list[Round]) -> list[Measurement]:
     results = [
-        median_of([reference for reference, _, _ in rounds]),
-        median_of([one.ingest for _, one, _ in rounds]),
-        median_of([one.end_to_end for _, one, _ in rounds]),
+        median_of([reference for reference, _, _, _ in rounds]),
+        median_of([floor for _, floor, _, _ in rounds]),
+        median_of([one.ingest for _, _, one, _ in rounds]),
+        median_of([one.end_to_end for _, _, one, _ in rounds]),
     ]
-    twos = [two for _, _, two in rounds if two is not None]
+    twos = [two for _, _, _, two in rounds if two is not None]
     if twos:
         results += [median_of([two.ingest for two in twos]),
                     median_of([two.end_to_end for two in twos])]  # fmt: skip
-    reference, ingest_, end_to_end = results[:3]
+    reference, _, ingest_, end_to_end = results[:4]
     label = "1 round" if len(rounds) == 1 else f"median of {len(rounds)} rounds"
     print(f"\n{label}, {reference.events:,} events, {os.cpu_count()} CPUs")
     print(f"{'run':56} {'events/s':>10} {'µs/event':>10} {'vs ref':>7}")
@@ -419,14 +435,14 @@ def report(rounds: list[Round]) -> list[Measurement]:
             f"{result.name:56} {result.events_per_s:10,.0f} {result.us_per_event:10.2f}"
             f" {ratio:7.2f}"
         )
-    print_notes([one for _, one, _ in rounds])
+    print_notes([one for _, _, one, _ in rounds])
     print(
         f"targets (the issue) on this {os.cpu_count()}-CPU machine: ingest >="
         f" {TARGET_INGEST:,} events/s {verdict(ingest_, TARGET_INGEST)}, end to end >="
         f" {TARGET_END_TO_END:,} {verdict(end_to_end, TARGET_END_TO_END)}"
     )
     if twos:
-        two_ingest, two_end = results[3:]
+        two_ingest, two_end = results[4:]
         print(
             f"a second worker: ingest x{two_ingest.events_per_s / ingest_.events_per_s:.2f},"
             f" end to end x{two_end.events_per_s / end_to_end.events_per_s:.2f}"
@@ -496,10 +512,11 @@ def main() -> None:
             "rounds": [
                 {
                     "reference": ref.as_dict(),
+                    "faust_floor": floor.as_dict(),
                     "one_worker": run_dict(one),
                     "two_workers": None if two is None else run_dict(two),
                 }
-                for ref, one, two in rounds
+                for ref, floor, one, two in rounds
             ],
             "targets_events_per_s": {"ingest": TARGET_INGEST, "end_to_end": TARGET_END_TO_END},
         },
