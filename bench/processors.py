@@ -19,10 +19,16 @@ topic, on this machine, in one run:
      are released only when the event-time watermark says no earlier event can still come, and
      that is part of what the pipeline does. The worker's CPU time is reported beside its wall
      time, which tells a CPU-bound worker from one starved by something else on the machine.
+  3. the Faust floor (`bench.faust_floor`): a Faust app on the same settings that only takes the
+     job-events in batches and acknowledges them: Faust's own cost per record consumed, which no
+     work in the stages can go below;
+  4. two `jobtrail processors` workers at once on a copy of the events (their own consumer
+     group), started together and sharing the partitions: the scaling of a second worker on the
+     same machine (skip with --no-scaling).
 The pipeline does more than the reference (attempt tracking, two repartitions, fingerprint dedup,
 concurrency counting, changelog-backed tables), so the ratio is the price of the whole of it,
-framework and extra stages together. With --rounds R > 1 the runs interleave (each round a fresh
-prefix, the same events) and medians are reported.
+framework and extra stages together. The runs interleave over --rounds rounds (3 by default;
+each round a fresh prefix, the same events) and medians are reported.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import REPO_ROOT, Measurement, write_result
@@ -101,8 +107,13 @@ def delete_everything(admin: TopicAdmin, prefix: str) -> None:
     listed = admin.client.list_consumer_groups(request_timeout=10).result()
     groups = [g.group_id for g in listed.valid if g.group_id.startswith(prefix)]
     if groups:
-        for future in admin.client.delete_consumer_groups(groups, request_timeout=10).values():
-            future.result()
+        for group, future in admin.client.delete_consumer_groups(
+            groups, request_timeout=10
+        ).items():
+            try:
+                future.result()
+            except KafkaException as exc:  # a worker still in it: left behind, say so
+                print(f"could not delete consumer group {group}: {exc}", file=sys.stderr)
 
 
 def produce_events(kafka: KafkaSettings, events: Sequence[JobEvent]) -> None:
@@ -370,10 +381,12 @@ def run_floor(kafka: KafkaSettings, events: int) -> Measurement:
     (`bench.faust_floor`): what Faust itself costs per record consumed on this machine."""
     env = {**os.environ, "JOBTRAIL_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
            "JOBTRAIL_TOPIC_PREFIX": kafka.topic_prefix}  # fmt: skip
-    done = subprocess.run([sys.executable, "-m", "bench.faust_floor", str(events)], env=env,
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
-                          check=True)  # fmt: skip
-    seconds = float(done.stdout.split()[-1])
+    with tempfile.TemporaryDirectory(prefix="bench-faust-floor-") as tmp:
+        result = Path(tmp) / "seconds"
+        subprocess.run([sys.executable, "-m", "bench.faust_floor", str(events), str(result)],
+                       env=env, cwd=REPO_ROOT, capture_output=True, timeout=300,
+                       check=True)  # fmt: skip
+        seconds = float(result.read_text())
     return Measurement("faust floor: take + acknowledge only, no work", events, seconds)
 
 

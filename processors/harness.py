@@ -97,6 +97,8 @@ class Harness:
         self._read: dict[tuple[str, int], int] = defaultdict(int)  # next offset to hand out
         self._done: dict[tuple[str, int], set[int]] = defaultdict(set)  # acknowledged offsets
         self._marks_sent: dict[int, tuple[Mark, float]] = {}
+        self._timestamps: dict[tuple[int, int], int] = {}  # job-events (partition, offset)
+        self.held_at_end = 0  # records held unacknowledged once the sources were all read
         self.start()
 
     def start(self) -> None:
@@ -126,11 +128,18 @@ class Harness:
             offset += 1
         return offset
 
-    def produce(self, records_by_partition: Mapping[int, Sequence[bytes]]) -> None:
+    def produce(
+        self,
+        records_by_partition: Mapping[int, Sequence[bytes]],
+        timestamps: Mapping[int, Sequence[int]] | None = None,
+    ) -> None:
+        """Appends job-events records, with their record timestamps (ms) where given."""
         for partition, values in records_by_partition.items():
-            self.sink.logs[self.topology.job_events, partition].extend(
-                (None, value) for value in values
-            )
+            log = self.sink.logs[self.topology.job_events, partition]
+            for index, value in enumerate(values):
+                if timestamps is not None:
+                    self._timestamps[partition, len(log)] = timestamps[partition][index]
+                log.append((None, value))
 
     async def run(self, *, crash_every: int = 0) -> None:
         """Runs until every record is consumed and every stage is still; `crash_every` > 0
@@ -149,6 +158,8 @@ class Harness:
                 await self._drain()
             if crash_every and batches % crash_every == 0:
                 self.crash()
+        await self._drain()
+        self.held_at_end = self.concurrency.held()
         # Caught up: quiet long enough for every source to go idle.
         for _ in range(3):
             self.now += self.settings.idle_after_s + 1
@@ -197,7 +208,9 @@ class Harness:
         start = self._read[topic, partition]
         log = self.sink.logs[topic, partition]
         size = self.rng.randint(1, self.batch_size)
-        batch = [Incoming(topic, partition, offset, None, key, value, (topic, partition, offset))
+        stamps = self._timestamps if topic == self.topology.job_events else {}
+        batch = [Incoming(topic, partition, offset, stamps.get((partition, offset)), key, value,
+                          (topic, partition, offset))
                  for offset, (key, value) in enumerate(log[start:start + size], start)]  # fmt: skip
         self._read[topic, partition] = start + len(batch)
         for token in await stage.handle(batch):

@@ -33,7 +33,7 @@ class ProcessorMetrics:
 
         for reason in REASONS:
             self.dead_letters.labels(reason)
-        for handling in ("counted", "dropped"):
+        for handling in ("counted", "dropped", "early"):
             self.late_edges.labels(handling)
         for result in ("new", "seen"):
             self.dedup.labels(result)
@@ -72,7 +72,8 @@ class ProcessorMetrics:
             ),
             late_edges=Counter(
                 "jobtrail_processor_late_attempt_edges",
-                "Attempt edges that arrived after the watermark passed them",
+                "Attempt edges counted out of event-time order: late (after the watermark passed"
+                " them: counted, or dropped past the horizon) or early (a horizon ahead of it)",
                 ["handling"],
                 registry=registry,
             ),

@@ -46,9 +46,11 @@ class Sweep:
 
 @dataclass(frozen=True, slots=True)
 class Edges:
-    """Attempt edges, each with the dimension it is counted on here."""
+    """Attempt edges, each with the dimension it is counted on here, and whether it is early:
+    its event claims a time past its record's timestamp (plus the grace), so event time will not
+    reach it in step with the others."""
 
-    items: tuple[tuple[Dimension, AttemptEdge], ...]
+    items: tuple[tuple[Dimension, AttemptEdge, bool], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +79,7 @@ def encode(record: InternalRecord) -> bytes:
         case Sweep(model):
             data = {"k": "sweep", "m": model}
         case Edges(items):
-            data = {"k": "edges", "i": [[str(d), edge.to_json()] for d, edge in items]}
+            data = {"k": "edges", "i": [[str(d), e.to_json(), early] for d, e, early in items]}
         case EventTime(source, mark):
             data = {"k": "time", "s": source, "t": mark.time_ms, "idle": mark.idle}
         case Counts(items):
@@ -95,9 +97,8 @@ def decode(value: bytes | None) -> InternalRecord:
         if kind == "sweep":
             return Sweep(str(data["m"]))
         if kind == "edges":
-            edges = (AttemptEdge.from_json(edge) for _, edge in data["i"])
-            dimensions = (Dimension(d) for d, _ in data["i"])
-            return Edges(tuple(zip(dimensions, edges, strict=True)))
+            return Edges(tuple((Dimension(item[0]), AttemptEdge.from_json(item[1]),
+                                bool(item[2])) for item in data["i"]))  # fmt: skip
         if kind == "time":
             return EventTime(int(data["s"]), Mark(int(data["t"]), bool(data["idle"])))
         if kind == "counts":

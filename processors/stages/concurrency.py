@@ -11,7 +11,10 @@ committed: a restarted or rebalanced worker reads it again. Only the per-key sta
 table, written once per key per batch and only after the counts they record are delivered (a
 state saying an end was counted, with the count lost in a crash, would never count it again).
 An edge that arrives after the watermark passed it is late: counted at once within the horizon,
-dropped (and counted as dropped) beyond it.
+dropped (and counted as dropped) beyond it. An early edge (its event claims a time after its
+record was written, `processors.records.Edges`) is counted at once too, rather than held, with
+every record after it unacknowledged, until event time catches up with it (a day, for an event
+from a clock a day ahead). Both show in `jobtrail_processor_late_attempt_edges_total{handling}`.
 """
 
 from __future__ import annotations
@@ -127,13 +130,17 @@ class ConcurrencyStage:
         if not isinstance(decoded, Edges):
             self._dead_letter(record, f"not an attempt edge: {type(decoded).__name__}")
             return
-        for dimension, edge in decoded.items:
+        for dimension, edge, early in decoded.items:
             released = view.released_ms
             if released is not None and edge.time_ms <= released:
                 late = edge.time_ms < released - self._horizon_ms
                 self._metrics.late_edges.labels("dropped" if late else "counted").inc()
                 if not late:
                     self._count(view, dimension, edge, counts, dirty)
+                continue
+            if early:
+                self._metrics.late_edges.labels("early").inc()
+                self._count(view, dimension, edge, counts, dirty)
                 continue
             order = release_order(edge)
             heapq.heappush(view.heap, (order, next(self._sequence), dimension, edge, arrival))

@@ -99,16 +99,22 @@ class IngestStage:
         self._load_queues()
         rows = _Rows(self._seen, self._latest)
         sightings: list[tuple[int, Sighting]] = []
-        edges: list[tuple[int, tuple[Dimension, AttemptEdge]]] = []
+        edges: list[tuple[int, tuple[Dimension, AttemptEdge, bool]]] = []
         now = time.time()
         for partition, records in by_source(batch):
             latest_ms: int | None = None
             for record in records:
                 at = self._one(record, rows, sightings, edges)
-                if at is not None:
-                    latest_ms = at if latest_ms is None else max(latest_ms, at)
-                    if record.timestamp_ms is not None:
-                        self._metrics.latency.observe(max(0.0, now - record.timestamp_ms / 1000))
+                if at is None:
+                    continue
+                stamp = record.timestamp_ms
+                if stamp is not None:
+                    self._metrics.latency.observe(max(0.0, now - stamp / 1000))
+                    # Event time moves on no further than the record's own timestamp allows:
+                    # one event claiming to be from the future must not carry the partition
+                    # (and with it every outcome after) a day ahead.
+                    at = min(at, stamp + self._settings.grace_ms)
+                latest_ms = at if latest_ms is None else max(latest_ms, at)
             if latest_ms is not None:
                 self.progress.setdefault(partition, SourceProgress()).saw(latest_ms, self._clock())
         self._metrics.events_in.labels(self._topology.job_events).inc(len(batch))
@@ -128,7 +134,7 @@ class IngestStage:
         record: Incoming,
         rows: _Rows,
         sightings: list[tuple[int, Sighting]],
-        edges: list[tuple[int, tuple[Dimension, AttemptEdge]]],
+        edges: list[tuple[int, tuple[Dimension, AttemptEdge, bool]]],
     ) -> int | None:
         """Decides one record; returns its event time when it was accepted."""
         source = Record(record.value, record.topic, record.partition, record.offset,
@@ -166,9 +172,11 @@ class IngestStage:
             rows.latest[job_id] = step.latest
         edge = step.edge
         if edge is not None:
+            stamp = record.timestamp_ms
+            early = stamp is not None and edge.time_ms > stamp + self._settings.grace_ms
             for dimension, key in edge.counted_on():
                 target = partition_of(dimension_key(dimension, key), self._topology.partitions)
-                edges.append((target, (dimension, edge)))
+                edges.append((target, (dimension, edge, early)))
             after = rows.latest_of(job_id)
             if edge.terminal and after is not None and after.ended:
                 self._finished.setdefault(record.partition, deque()).append((edge.time_ms, job_id))

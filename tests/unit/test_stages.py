@@ -13,6 +13,7 @@ from processors.concurrency import Count, Mark
 from processors.dedup import Sighting
 from processors.fingerprint import fingerprint
 from processors.harness import Harness
+from processors.outcomes import recompute
 from processors.records import (
     Counts,
     Edges,
@@ -39,7 +40,7 @@ EDGE = AttemptEdge(5, "job-1", "send-email", 2, "w1", JobEventType.FAILED, False
     [
         Sightings((Sighting("f" * 64, "T: <n>", "T: 1", "send-email", 7),)),
         Sweep("model-a"),
-        Edges(((Dimension.WORKER, EDGE), (Dimension.JOB_NAME, EDGE))),
+        Edges(((Dimension.WORKER, EDGE, False), (Dimension.JOB_NAME, EDGE, True))),
         EventTime(3, Mark(1_000, idle=True)),
         Counts((Count(EDGE, Dimension.JOB_NAME, 4),)),
     ],
@@ -164,3 +165,41 @@ def test_a_half_waits_for_its_partner_however_much_event_time_passes_meanwhile()
     asyncio.run(harness.run())
     assert {outcome.job_id for outcome in harness.outcomes()} >= {"early", "later-1"}
     assert len({outcome.job_id for outcome in harness.outcomes()}) == 50
+
+
+def test_one_event_far_in_the_future_neither_holds_back_nor_drops_later_outcomes() -> None:
+    """All traffic on one partition (the others idle): a job whose events claim to be 12 hours
+    ahead of their records' timestamps must not move the partition's event time on (the
+    later outcomes would all be late, and dropped past the horizon), nor wait 12 hours to be
+    counted while every record after it stays unacknowledged."""
+    settings = ProcessorSettings(embedding_model="model-a", horizon_ms=60_000, idle_after_s=0.05)
+    harness = Harness(settings, batch_size=20)
+    events = list(Workload(WorkloadConfig(jobs=120), seed=6).events())
+    middle = events[len(events) // 2].occurred_at
+    future = [
+        make_event(
+            event_id=f"future-{kind}",
+            job_id="future",
+            job_name="nightly-future",
+            worker="w-future",
+            type=kind,
+            attempt=1,
+            error=None,
+            will_retry=None,
+            occurred_at=middle + timedelta(hours=12, seconds=second),
+        )  # fmt: skip
+        for second, kind in enumerate((JobEventType.ACTIVE, JobEventType.COMPLETED))
+    ]
+    ordered = events[: len(events) // 2] + future + events[len(events) // 2 :]
+    stamps = [round(middle.timestamp() * 1000) if e.job_id == "future"
+              else round(e.occurred_at.timestamp() * 1000) for e in ordered]  # fmt: skip
+    harness.produce({0: [CODEC.encode(e) for e in ordered]}, timestamps={0: stamps})
+    asyncio.run(harness.run())
+    streamed = {(o.job_id, o.attempt): o for o in harness.outcomes()}
+    assert streamed == recompute(ordered)
+    late = harness.metrics.late_edges
+    assert late.labels("dropped")._value.get() == 0
+    assert late.labels("early")._value.get() == 4  # two edges, each on two dimensions
+    assert harness.concurrency.held() == 0
+    print("held when every source was read:", harness.held_at_end)
+    assert harness.held_at_end < 20
