@@ -187,7 +187,7 @@ def test_one_event_far_in_the_future_neither_holds_back_nor_drops_later_outcomes
             error=None,
             will_retry=None,
             occurred_at=middle + timedelta(hours=12, seconds=second),
-        )  # fmt: skip
+        )
         for second, kind in enumerate((JobEventType.ACTIVE, JobEventType.COMPLETED))
     ]
     ordered = events[: len(events) // 2] + future + events[len(events) // 2 :]
