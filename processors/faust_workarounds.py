@@ -95,7 +95,7 @@ class OffsetGuard:
                 continue
             if key not in expected:
                 last = self.processed.get(key)
-                expected[key] = last + 1 if last is not None else await self._start_of(message)
+                expected[key] = last + 1 if last is not None else await self.start_of(message.tp)
             if message.offset <= expected[key]:  # the next one, or a redelivery after a seek
                 expected[key] = message.offset + 1
                 kept.append(event)
@@ -121,20 +121,27 @@ class OffsetGuard:
         # thread; `seek` would race its fetcher.)
         await self._app.consumer.seek_wait({message.tp: expected})
 
-    async def _start_of(self, message: Any) -> int:
+    async def next_offset(self, tp: Any) -> int:
+        """The next offset to process on `tp`: after the last one processed, or where this
+        worker starts it. (Not the consumer's position: that is where the fetcher is, and it
+        fetches ahead: a partition fetched but not processed is not caught up.)"""
+        last = self.processed.get((tp.topic, tp.partition))
+        return last + 1 if last is not None else await self.start_of(tp)
+
+    async def start_of(self, tp: Any) -> int:
         """The group's committed offset when this worker took the partition (asked of the
         broker: Faust's own copy is not there yet while it resumes), else the log's start."""
-        key = (message.topic, message.partition)
+        key = (tp.topic, tp.partition)
         if key not in self._starts:
             committed = await asyncio.get_running_loop().run_in_executor(
-                None, committed_offsets, self._kafka, message.topic
+                None, committed_offsets, self._kafka, tp.topic
             )
             for partition, offset in committed.items():
                 if offset is not None:
-                    self._starts.setdefault((message.topic, partition), offset)
+                    self._starts.setdefault((tp.topic, partition), offset)
         if key not in self._starts:
-            earliest = await self._app.consumer.earliest_offsets(message.tp)
-            self._starts[key] = earliest.get(message.tp, 0)
+            earliest = await self._app.consumer.earliest_offsets(tp)
+            self._starts[key] = earliest.get(tp, 0)
         return self._starts[key]
 
 

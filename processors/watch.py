@@ -60,14 +60,6 @@ class Watch:
         async def lag(_: Any) -> None:
             await self.report_lag()
 
-    async def _next_offset(self, tp: Any) -> int:
-        """After the last processed offset, or, where nothing was processed since this worker
-        took the partition, its read position (the commit)."""
-        last = self._guard.processed.get((tp.topic, tp.partition))
-        if last is not None:
-            return last + 1
-        return await self._app.consumer.position(tp) or 0
-
     async def report_event_time(self) -> None:
         now = time.monotonic()
         for tp in self._app.consumer.assignment():
@@ -76,7 +68,7 @@ class Watch:
             highwater = self._app.consumer.highwater(tp)
             if highwater is None:  # not fetched from yet (just assigned): nothing to say
                 continue
-            behind = highwater - await self._next_offset(tp)
+            behind = highwater - await self._guard.next_offset(tp)
             progress = self._ingest.progress.setdefault(tp.partition, SourceProgress())
             mark = mark_to_send(progress, self._marks_sent.get(tp.partition), now,
                                 grace_ms=self._settings.grace_ms,
@@ -100,7 +92,7 @@ class Watch:
             highwater = self._app.consumer.highwater(tp)
             if highwater is None:
                 continue
-            behind = highwater - await self._next_offset(tp)
+            behind = highwater - await self._guard.next_offset(tp)
             lag[tp.topic] = lag.get(tp.topic, 0) + max(0, behind)
             if behind > 0:
                 lagging.append(tp)

@@ -79,6 +79,19 @@ def job_in_2100() -> list[JobEvent]:
     ]
 
 
+def job_12_hours_ahead() -> list[JobEvent]:
+    """A job whose clock is 12 hours fast (within the contract's skew, so accepted), on a worker
+    and job name of its own: its outcome is exact, and it must neither hold back nor poison the
+    event time of the rest (processors.stages.ingest, processors.stages.concurrency)."""
+    at = datetime.now(UTC) + timedelta(hours=12)
+    base = make_event(job_id="job-fast-clock", job_name="fast-clock", worker="w-fast-clock",
+                      error=None, will_retry=None, attempt=1)  # fmt: skip
+    return [
+        replace(base, event_id=f"fast-{kind}", type=kind, occurred_at=at + timedelta(seconds=i))
+        for i, kind in enumerate([JobEventType.ACTIVE, JobEventType.COMPLETED])
+    ]
+
+
 def near_1_mb() -> tuple[bytes, JobEvent]:
     """A valid Avro event of about 1,040,000 bytes (under the topic's 1,048,588): its data breaks
     the contract's size limit, and its dead letter exceeds the processors' 1,000,000."""
@@ -101,6 +114,7 @@ def test_future_event_huge_record_and_handler_error_are_dead_lettered_the_rest_f
     with JobEventProducer(kafka) as producer:
         producer.send_all(itertools.islice(events, 3000))
         producer.send_all(job_in_2100())
+        producer.send_all(job_12_hours_ahead())
         producer.send(injected)
         producer.flush()
         raw = Producer({"bootstrap.servers": kafka.bootstrap_servers,
@@ -139,6 +153,7 @@ def test_future_event_huge_record_and_handler_error_are_dead_lettered_the_rest_f
         for outcome in map(decode_attempt_outcome, records(kafka, catalog.attempt_outcomes.name))
     }
     assert len(expected) > 500
+    assert ("job-fast-clock", 1) in expected
     assert streamed == expected
 
 
