@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import logging
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -39,10 +38,8 @@ from processors.concurrency import (
 )
 from processors.metrics import ProcessorMetrics
 from processors.records import Counts, Edges, EventTime, by_partition, decode, encode, partition_of
-from processors.stages.ports import Incoming, Sink, Table, by_source
+from processors.stages.ports import Incoming, Sink, Table, by_source, reject_internal
 from processors.topology import Topology
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -193,8 +190,4 @@ class ConcurrencyStage:
             self._table.put(view.partition, key, state.to_json())
 
     def _dead_letter(self, record: Incoming, detail: str) -> None:
-        log.error("bad record on %s[%s]@%s: %s", record.topic, record.partition, record.offset,
-                  detail)  # fmt: skip
-        self._sink.send_dead_letter(self._topology.dlq,
-                                    record.dead_letter("handler_error", detail))  # fmt: skip
-        self._metrics.dead_letters.labels("handler_error").inc()
+        reject_internal(self._sink, self._topology.dlq, self._metrics, record, detail)

@@ -9,18 +9,15 @@ configured model lacks.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
 from processors.dedup import FingerprintEntry, observe, request_missing
 from processors.metrics import ProcessorMetrics
 from processors.records import Sightings, Sweep, decode
-from processors.stages.ports import Incoming, Sink, Table
+from processors.stages.ports import Incoming, Sink, Table, reject_internal
 from processors.topology import Topology
 from schemas.derived import VectorizeRequest, encode_vectorize_request
-
-log = logging.getLogger(__name__)
 
 
 class DedupStage:
@@ -86,11 +83,7 @@ class DedupStage:
         return owned
 
     def _dead_letter(self, record: Incoming, detail: str) -> None:
-        log.error("bad record on %s[%s]@%s: %s", record.topic, record.partition, record.offset,
-                  detail)  # fmt: skip
-        self._sink.send_dead_letter(self._topology.dlq,
-                                    record.dead_letter("handler_error", detail))  # fmt: skip
-        self._metrics.dead_letters.labels("handler_error").inc()
+        reject_internal(self._sink, self._topology.dlq, self._metrics, record, detail)
 
     def forget(self) -> None:
         """Nothing is held in memory between batches."""

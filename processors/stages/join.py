@@ -15,18 +15,15 @@ that comes after the commit (a concurrency restart's recount) makes a lone row, 
 
 from __future__ import annotations
 
-import logging
 from collections import deque
 from collections.abc import Sequence
 
 from processors.metrics import ProcessorMetrics
 from processors.outcomes import join
 from processors.records import Counts, decode
-from processors.stages.ports import Incoming, Sink, Table
+from processors.stages.ports import Incoming, Sink, Table, reject_internal
 from processors.topology import Topology
 from schemas.derived import encode_attempt_outcome
-
-log = logging.getLogger(__name__)
 
 
 class JoinStage:
@@ -87,11 +84,7 @@ class JoinStage:
             self._table.delete(partition, queue.popleft()[1])
 
     def _dead_letter(self, record: Incoming, detail: str) -> None:
-        log.error("bad record on %s[%s]@%s: %s", record.topic, record.partition, record.offset,
-                  detail)  # fmt: skip
-        self._sink.send_dead_letter(self._topology.dlq,
-                                    record.dead_letter("handler_error", detail))  # fmt: skip
-        self._metrics.dead_letters.labels("handler_error").inc()
+        reject_internal(self._sink, self._topology.dlq, self._metrics, record, detail)
 
     def forget(self) -> None:
         """Nothing is held: the rows are in the table (the sweep queue of a revoked partition

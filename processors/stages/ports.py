@@ -3,12 +3,16 @@ satisfy them in a worker, dicts and lists in the broker-free harness."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import groupby
 from typing import Any, Protocol
 
+from processors.metrics import ProcessorMetrics
 from streams.dlq import DeadLetter
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +81,17 @@ class Stage(Protocol):
         """Drops what is held in memory for the partitions (they were revoked: whoever owns them
         next reads the uncommitted records again)."""
         ...
+
+
+def reject_internal(
+    sink: Sink, dlq: str, metrics: ProcessorMetrics, record: Incoming, detail: str
+) -> None:
+    """An internal record a stage cannot read (a bug, or a foreign writer): dead-lettered once,
+    with what is wrong, rather than a crash that the restart would meet again."""
+    log.error("bad record on %s[%s]@%s: %s", record.topic, record.partition, record.offset,
+              detail)  # fmt: skip
+    sink.send_dead_letter(dlq, record.dead_letter("handler_error", detail))
+    metrics.dead_letters.labels("handler_error").inc()
 
 
 def by_source(batch: Sequence[Incoming]) -> Iterator[tuple[int, list[Incoming]]]:
