@@ -60,15 +60,24 @@ class Watch:
         async def lag(_: Any) -> None:
             await self.report_lag()
 
+    async def _behind(self, tp: Any) -> int | None:
+        """Records of `tp` not processed yet; None when unknown: not fetched from yet (just
+        assigned), or no longer this worker's (a rebalance while we asked)."""
+        start = await self._guard.next_offset(tp)
+        consumer = self._app.consumer
+        if tp not in consumer.assignment():  # checked with no await before the read below
+            return None
+        highwater = consumer.highwater(tp)
+        return None if highwater is None else highwater - start
+
     async def report_event_time(self) -> None:
         now = time.monotonic()
-        for tp in self._app.consumer.assignment():
+        for tp in list(self._app.consumer.assignment()):
             if tp.topic != self._topology.job_events:
                 continue
-            highwater = self._app.consumer.highwater(tp)
-            if highwater is None:  # not fetched from yet (just assigned): nothing to say
+            behind = await self._behind(tp)
+            if behind is None:
                 continue
-            behind = highwater - await self._guard.next_offset(tp)
             progress = self._ingest.progress.setdefault(tp.partition, SourceProgress())
             mark = mark_to_send(progress, self._marks_sent.get(tp.partition), now,
                                 grace_ms=self._settings.grace_ms,
@@ -86,13 +95,12 @@ class Watch:
         sources = {topology.job_events, topology.sightings, topology.edges, topology.counts}
         lag: dict[str, int] = {}
         lagging: list[Any] = []
-        for tp in self._app.consumer.assignment():
+        for tp in list(self._app.consumer.assignment()):
             if tp.topic not in sources:
                 continue  # table changelogs: read during recovery only
-            highwater = self._app.consumer.highwater(tp)
-            if highwater is None:
+            behind = await self._behind(tp)
+            if behind is None:
                 continue
-            behind = highwater - await self._guard.next_offset(tp)
             lag[tp.topic] = lag.get(tp.topic, 0) + max(0, behind)
             if behind > 0:
                 lagging.append(tp)
