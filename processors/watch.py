@@ -123,8 +123,11 @@ class Watch:
         consumer: Any = self._app.consumer
         parts = []
         for tp in lagging:
+            position = await consumer.position(tp)
+            if tp not in consumer.assignment():  # revoked meanwhile (see `_behind`)
+                continue
             flags = " ".join(fetch_flags(self._app, tp))
-            parts.append(f"{tp.topic}[{tp.partition}] position={await consumer.position(tp)}"
+            parts.append(f"{tp.topic}[{tp.partition}] position={position}"
                          f" processed={self._guard.processed.get((tp.topic, tp.partition))}"
                          f" highwater={consumer.highwater(tp)} {flags}")  # fmt: skip
         for partition, view in sorted(self._concurrency.views.items()):
