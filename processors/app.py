@@ -54,12 +54,7 @@ def create_app(
     flush_outputs_before_commit(app, sink.delivered)
     guard = OffsetGuard(app, kafka, on_rewind=lambda topic: metrics.rewinds.labels(topic).inc())
     # At least once, rows go out with the outputs (faust_workarounds 5.); exactly once, Faust's way.
-    direct = None
-    if settings.processing_guarantee == "at_least_once":
-
-        def direct(topic: str, partition: int, key: bytes, value: bytes | None) -> None:
-            sink.send(topic, key, value, partition=partition)
-
+    direct = sink if settings.processing_guarantee == "at_least_once" else None
     latest, prints, keys, halves, seen = (
         PartitionedTable.add_to(app, name, topology.partitions, direct) for name in TABLES
     )

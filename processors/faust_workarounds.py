@@ -35,6 +35,7 @@ import faust
 import faust.transport.consumer as faust_consumer
 from confluent_kafka import Consumer, TopicPartition
 
+from processors.stages.ports import Sink
 from processors.topology import app_id
 from streams.kafka_config import consumer_config
 from streams.settings import KafkaSettings
@@ -156,14 +157,11 @@ def flush_outputs_before_commit(app: faust.App, flush: Callable[[], Awaitable[No
     app.producer.flush = flush_both  # type: ignore[method-assign]
 
 
-ChangelogSink = Callable[[str, int, bytes, bytes | None], None]  # topic, partition, key, value
-
-
 class PartitionedTable(faust.Table):  # type: ignore[type-arg]
     """A Faust table whose rows are written for a partition the stage names (see 5. above)."""
 
     _writing: int | None = None
-    direct: ChangelogSink | None = None  # set: changelog records go there, not through Faust
+    direct: Sink | None = None  # set: changelog records go there, not through Faust
 
     def partition_for_key(self, key: Any) -> int | None:
         return self._writing
@@ -175,8 +173,8 @@ class PartitionedTable(faust.Table):  # type: ignore[type-arg]
             return
         self.data[key] = value
         self._remember(key, partition)
-        self.direct(self._topic_name, partition, json.dumps(key).encode(),
-                    json.dumps(value).encode())  # fmt: skip
+        self.direct.send(self._topic_name, json.dumps(key).encode(), json.dumps(value).encode(),
+                         partition=partition)  # fmt: skip
 
     def delete(self, partition: int, key: str) -> None:
         if self.direct is None:
@@ -186,7 +184,7 @@ class PartitionedTable(faust.Table):  # type: ignore[type-arg]
         if key not in self.data:
             return
         del self.data[key]
-        self.direct(self._topic_name, partition, json.dumps(key).encode(), None)
+        self.direct.send(self._topic_name, json.dumps(key).encode(), None, partition=partition)
 
     @property
     def _topic_name(self) -> str:
@@ -202,7 +200,7 @@ class PartitionedTable(faust.Table):  # type: ignore[type-arg]
 
     @classmethod
     def add_to(cls, app: faust.App, name: str, partitions: int,
-               direct: ChangelogSink | None) -> PartitionedTable:  # fmt: skip
+               direct: Sink | None) -> PartitionedTable:  # fmt: skip
         table = cls(app, name=name, beacon=app.tables.beacon, partitions=partitions)
         table.direct = direct
         return cast(PartitionedTable, app.tables.add(table))

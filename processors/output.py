@@ -3,7 +3,7 @@ Faust's own aiokafka producer).
 
 Faust's produce path costs ~100 µs of Python per record here; librdkafka's costs a few µs and
 batches in its own thread. At-least-once is kept by flushing these records before Faust commits
-any offset (`install(app)` wraps the flush Faust awaits before each commit), and a record that
+any offset (`processors.faust_workarounds.flush_outputs_before_commit`), and a record that
 could not be delivered stops the worker: it restarts from the last commit rather than skip one.
 
 Dead letters are the exception to "stop the worker": a poison record whose dead letter is too
@@ -16,11 +16,9 @@ headers only.
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-import faust
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from jobtrail.errors import JobtrailError
@@ -80,12 +78,6 @@ class Output:
         if self._on_sent is not None:
             self._on_sent(topic)
 
-    def send_json(
-        self, topic: str, key: str | None, value: Any, partition: int | None = None
-    ) -> None:
-        self.send(topic, None if key is None else key.encode(), json.dumps(value).encode(),
-                  partition=partition)  # fmt: skip
-
     def send_dead_letter(self, topic: str, letter: DeadLetter) -> None:
         """Sends `letter`, truncated to fit the message limit where it must be (never raises
         for its size: a poison record must not stop the worker)."""
@@ -137,16 +129,6 @@ class Output:
         if self._producer is not None:
             self.flush()
             self._producer = None
-
-    def install(self, app: faust.App) -> None:
-        """Makes Faust's pre-commit flush also flush these records."""
-        faust_flush: Callable[[], Awaitable[None]] = app.producer.flush
-
-        async def flush_both() -> None:
-            await self.delivered()
-            await faust_flush()
-
-        app.producer.flush = flush_both  # type: ignore[method-assign]
 
     def _delivered(self, error: KafkaError | None, message: Message) -> None:
         if error is not None:

@@ -27,7 +27,7 @@ from processors.ingest import Duplicate, Record, Rejected, first_stage
 from processors.metrics import ProcessorMetrics
 from processors.records import Edges, Sightings, by_partition, encode, partition_of
 from processors.settings import ProcessorSettings
-from processors.stages.ports import Incoming, Sink, Table, by_source
+from processors.stages.ports import Incoming, Sink, Table, by_source, dead_letter
 from processors.topology import Topology
 from processors.validation import ContractLimits
 from schemas.codec import JobEventCodec
@@ -183,8 +183,7 @@ class IngestStage:
         return at
 
     def _dead_letter(self, record: Incoming, reason: str, detail: str) -> None:
-        self._sink.send_dead_letter(self._topology.dlq, record.dead_letter(reason, detail))
-        self._metrics.dead_letters.labels(reason).inc()
+        dead_letter(self._sink, self._topology.dlq, self._metrics, record, reason, detail)
 
     def forget(self) -> None:
         # Rebuilt from the tables, which then hold the new assignment's rows.

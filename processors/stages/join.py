@@ -72,7 +72,7 @@ class JoinStage:
         self._metrics.events_in.labels(self._topology.counts).inc(len(batch))
         for member, parts in rows.items():
             self._table.put(partitions[member], member, parts)
-            if len(parts) >= 2 or member in joined:
+            if member in joined:
                 self._expire(partitions[member], ended[member], member)
         return [record.token for record in batch]
 

@@ -90,8 +90,14 @@ def reject_internal(
     with what is wrong, rather than a crash that the restart would meet again."""
     log.error("bad record on %s[%s]@%s: %s", record.topic, record.partition, record.offset,
               detail)  # fmt: skip
-    sink.send_dead_letter(dlq, record.dead_letter("handler_error", detail))
-    metrics.dead_letters.labels("handler_error").inc()
+    dead_letter(sink, dlq, metrics, record, "handler_error", detail)
+
+
+def dead_letter(sink: Sink, dlq: str, metrics: ProcessorMetrics, record: Incoming, reason: str,
+                detail: str) -> None:  # fmt: skip
+    """Sends `record` to the dead-letter topic with why, and counts it by reason."""
+    sink.send_dead_letter(dlq, record.dead_letter(reason, detail))
+    metrics.dead_letters.labels(reason).inc()
 
 
 def by_source(batch: Sequence[Incoming]) -> Iterator[tuple[int, list[Incoming]]]:
