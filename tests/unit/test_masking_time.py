@@ -25,8 +25,10 @@ from schemas.job_event import JobError
 
 KB = 1024
 LIMIT_S = 0.050  # for 64 KB: the issue's bound
-# Doubling the input may at most about double the time; a quadratic rule quadruples it.
-MAX_DOUBLING_RATIO = 3.0
+# Quadrupling the input may at most about quadruple the time; a quadratic rule multiplies it by
+# 16. The line sits at 8: a factor of two either way from both, so a busy CI machine stretching one
+# measurement (it once made a doubling read 3.3x against a line at 3) cannot cross it.
+MAX_QUADRUPLING_RATIO = 8.0
 SLACK_S = 0.002  # timer and allocator noise on tiny times
 
 SEPARATORS = [*".:_/-=()'\"`,;@+#%\\", "\u2018", "\u2019", "\u201c", "\u201d", " ", "\n"]
@@ -87,11 +89,11 @@ def best_time(text: str, runs: int = 5) -> float:
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_masking_64_kb_is_fast_and_linear(family: str) -> None:
-    half = best_time(message(family, 32 * KB))
+    quarter = best_time(message(family, 16 * KB))
     full = best_time(message(family, 64 * KB))
     assert full < LIMIT_S, f"{family}: {full * 1000:.1f} ms for 64 KB"
-    assert full <= MAX_DOUBLING_RATIO * half + SLACK_S, (
-        f"{family}: 32 KB {half * 1000:.1f} ms, 64 KB {full * 1000:.1f} ms"
+    assert full <= MAX_QUADRUPLING_RATIO * quarter + SLACK_S, (
+        f"{family}: 16 KB {quarter * 1000:.1f} ms, 64 KB {full * 1000:.1f} ms"
     )
 
 
