@@ -23,7 +23,7 @@ from processors.metrics import ProcessorMetrics
 from processors.output import Output
 from processors.records import Sweep, encode
 from processors.settings import ProcessorSettings
-from processors.shell import run_stage
+from processors.shell import FencedSink, RebalanceFence, run_stage
 from processors.stages.concurrency import ConcurrencyStage
 from processors.stages.dedup import DedupStage
 from processors.stages.ingest import IngestStage
@@ -50,7 +50,8 @@ def create_app(
     ignore_gaps()
     sink = output or Output(kafka, lambda topic: metrics.events_out.labels(topic).inc(),
                             max_message_bytes=settings.max_message_bytes,
-                            on_truncated=metrics.truncated_letters.inc)  # fmt: skip
+                            on_truncated=metrics.truncated_letters.inc,
+                            failures_are_final=True)  # fmt: skip
     flush_outputs_before_commit(app, sink.delivered)
     guard = OffsetGuard(app, kafka, on_rewind=lambda topic: metrics.rewinds.labels(topic).inc())
     # At least once, rows go out with the outputs (faust_workarounds 5.); exactly once, Faust's way.
@@ -58,14 +59,16 @@ def create_app(
     latest, prints, keys, halves, seen = (
         PartitionedTable.add_to(app, name, topology.partitions, direct) for name in TABLES
     )
-    common: dict[str, Any] = {"topology": topology, "metrics": metrics, "sink": sink}
+    fence = RebalanceFence.of(app)
+    common: dict[str, Any] = {"topology": topology, "metrics": metrics,
+                              "sink": FencedSink(sink, fence)}  # fmt: skip
     ingest = IngestStage(codec=create_codec(kafka.schema_registry_url), settings=settings,
                          seen=seen, latest=latest, **common)  # fmt: skip
     dedup = DedupStage(model=settings.embedding_model, fingerprints=prints, **common)
     concurrency = ConcurrencyStage(horizon_ms=settings.horizon_ms, key_states=keys, **common)
     join = JoinStage(horizon_ms=settings.horizon_ms, halves=halves, **common)
     watch = Watch(app, settings=settings, guard=guard, ingest=ingest, concurrency=concurrency,
-                  **common)  # fmt: skip
+                  topology=topology, metrics=metrics, sink=sink)  # fmt: skip
     watch.install()
 
     stages: dict[str, tuple[str, Stage]] = {
@@ -80,7 +83,7 @@ def create_app(
                            else None)  # fmt: skip
         # Event-time records keep coming while nothing else does: not activity.
         on_batch = None if stage is concurrency else watch.consumed
-        run_stage(app, source, name, stage, guard, batch_size=settings.batch_size,
+        run_stage(app, source, name, stage, guard, fence, batch_size=settings.batch_size,
                   within_s=settings.batch_within_s, on_batch=on_batch)  # fmt: skip
 
     @app.on_partitions_revoked.connect

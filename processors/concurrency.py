@@ -94,13 +94,18 @@ class KeyState:
     """The attempts running on one worker (or for one job name), and the recently ended ones.
 
     `ended` remembers ends for a horizon of event time so that a redelivered start or end of an
-    attempt already counted changes nothing.
+    attempt already counted changes nothing. Ends before `forgotten_before_ms` are no longer
+    remembered, so an edge older than that cannot be told from a redelivery and is not applied:
+    a replayed start whose end was forgotten would otherwise run again, for good. (Replays after
+    a restart or a rebalance reach back to the last commit, which can be further than the
+    horizon in event time when events come fast.)
     """
 
     running: dict[str, int] = field(default_factory=dict)  # member -> started at
     ended: dict[str, int] = field(default_factory=dict)  # member -> ended at
     last_end_ms: int = -1
     ran_ending_at_last_end: int = 0  # attempts that ran and ended exactly at last_end_ms
+    forgotten_before_ms: int = -1
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -108,11 +113,16 @@ class KeyState:
             "e": self.ended,
             "l": self.last_end_ms,
             "c": self.ran_ending_at_last_end,
+            "f": self.forgotten_before_ms,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> KeyState:
-        return cls(dict(data["r"]), dict(data["e"]), data["l"], data["c"])
+        return cls(dict(data["r"]), dict(data["e"]), data["l"], data["c"], data.get("f", -1))
+
+    def remembers(self, edge: AttemptEdge) -> bool:
+        """Whether `edge` is recent enough to be told apart from a redelivery."""
+        return edge.time_ms >= self.forgotten_before_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +135,10 @@ class Count:
 
 
 def apply(state: KeyState, edge: AttemptEdge, dimension: Dimension) -> Count | None:
-    """Applies one released edge; an end yields its count, a repeated edge yields nothing."""
+    """Applies one released edge; an end yields its count, a repeated edge (or one older than
+    the state remembers) yields nothing."""
     member = edge.member
-    if member in state.ended:
+    if member in state.ended or not state.remembers(edge):
         return None
     if edge.is_start:
         state.running.setdefault(member, edge.time_ms)
@@ -145,3 +156,4 @@ def forget_before(state: KeyState, time_ms: int) -> None:
     """Drops remembered ends older than `time_ms` (the horizon has passed them)."""
     if state.ended and min(state.ended.values()) < time_ms:
         state.ended = {member: at for member, at in state.ended.items() if at >= time_ms}
+        state.forgotten_before_ms = max(state.forgotten_before_ms, time_ms)

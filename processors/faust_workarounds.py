@@ -8,7 +8,9 @@ issue. Nothing else in processors/ touches a Faust internal.
 2. `OffsetGuard`: around a (re)start or rebalance Faust can hand a stream records past ones it
    dropped from its queues (prefetched before the seek to the committed offset), and nothing
    fetches the dropped ones again. faust-streaming/faust#216, #221. The guard checks each batch
-   is the next run of offsets of its partition and rewinds the partition when it is not.
+   is the next run of offsets of its partition and rewinds the partition when it is not. It
+   also drops records of partitions no longer assigned: Faust clears the agents' queues on a
+   revocation, but not a batch already taken from one.
 3. `flush_outputs_before_commit`: the processors produce through librdkafka (`processors.output`),
    which Faust knows nothing of; its pre-commit flush must flush ours too, or a commit could pass
    a record whose output is still in a buffer.
@@ -89,10 +91,14 @@ class OffsetGuard:
         expected: dict[tuple[str, int], int] = {}
         blocked: set[tuple[str, int]] = set()
         advanced: set[tuple[str, int]] = set()
+        owned = self._app.consumer.assignment()
         for event in events:
             message = event.message
             key = (message.topic, message.partition)
             if key in blocked:
+                continue
+            if message.tp not in owned:  # fetched before a rebalance gave the partition away
+                blocked.add(key)
                 continue
             if key not in expected:
                 last = self.processed.get(key)

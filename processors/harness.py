@@ -5,14 +5,15 @@ as a seeded random choice decides), sends each source's event time as the worker
 (`mark_to_send`, on a simulated clock), and runs every stage over what its topic holds until
 nothing moves. Unit tests use it to check the streaming result against the recomputation under
 any interleaving and batch size, and to restart a stage from its tables and its committed
-(acknowledged) offsets, as a crash would.
+(acknowledged) offsets, as a crash would, or to rebalance in the middle of a batch: the stages
+forget what they held while a batch waits for its outputs, as Faust's revocation makes them.
 """
 
 from __future__ import annotations
 
 import random
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -22,11 +23,12 @@ from processors.concurrency import Mark, SourceProgress, mark_to_send
 from processors.metrics import ProcessorMetrics
 from processors.records import EventTime, encode
 from processors.settings import ProcessorSettings
+from processors.shell import FencedSink, RebalanceFence
 from processors.stages.concurrency import ConcurrencyStage
 from processors.stages.dedup import DedupStage
 from processors.stages.ingest import IngestStage
 from processors.stages.join import JoinStage
-from processors.stages.ports import Incoming, MemoryTable, Stage
+from processors.stages.ports import Incoming, MemoryTable, Rebalanced, Stage
 from processors.topology import TABLES, Topology
 from schemas.codec import JobEventCodec, SingleObjectCodec
 from schemas.derived import (
@@ -58,6 +60,7 @@ class MemorySink:
     )
     dead_letters: list[DeadLetter] = field(default_factory=list)
     flushes: int = 0
+    on_delivered: Callable[[], None] | None = None  # runs while a stage waits for its outputs
 
     def send(self, topic: str, key: bytes | None, value: bytes | None,
              headers: list[tuple[str, str | bytes | None]] | None = None,
@@ -69,6 +72,8 @@ class MemorySink:
 
     async def delivered(self) -> None:
         self.flushes += 1
+        if self.on_delivered is not None:
+            self.on_delivered()
 
     def values(self, topic: str) -> list[bytes]:
         return [value for (name, _), log in sorted(self.logs.items()) if name == topic
@@ -84,7 +89,10 @@ class Harness:
         codec: JobEventCodec | None = None,
         seed: int = 0,
         batch_size: int = 100,
+        rebalance_chance: float = 0.0,
     ) -> None:
+        """`rebalance_chance`: how likely a rebalance is while a stage waits for its outputs
+        (the shell's `RebalanceFence` then stops the batch)."""
         self.settings = settings or ProcessorSettings(embedding_model="model-a")
         self.topology = topology
         self.codec = codec or SingleObjectCodec()
@@ -99,13 +107,18 @@ class Harness:
         self._marks_sent: dict[int, tuple[Mark, float]] = {}
         self._timestamps: dict[tuple[int, int], int] = {}  # job-events (partition, offset)
         self.held_at_end = 0  # records held unacknowledged once the sources were all read
+        self.rebalance_chance = rebalance_chance
+        self.rebalances = 0
+        self.sink.on_delivered = self._maybe_rebalance
+        self.fence = RebalanceFence(lambda: self.rebalances, lambda: False)
         self.start()
 
     def start(self) -> None:
         """(Re)creates the stages: what they held in memory is gone, the tables stay."""
-        topology, sink, metrics, tables = self.topology, self.sink, self.metrics, self.tables
+        topology, metrics, tables = self.topology, self.metrics, self.tables
         latest, prints, keys, halves, seen = (tables[name] for name in TABLES)
-        common: dict[str, Any] = {"topology": topology, "metrics": metrics, "sink": sink}
+        common: dict[str, Any] = {"topology": topology, "metrics": metrics,
+                                  "sink": FencedSink(self.sink, self.fence)}  # fmt: skip
         self.ingest = IngestStage(codec=self.codec, settings=self.settings, seen=seen,
                                   latest=latest, clock=lambda: self.now, **common)  # fmt: skip
         self.dedup = DedupStage(model=self.settings.embedding_model, fingerprints=prints, **common)
@@ -120,6 +133,21 @@ class Harness:
         for key in list(self._read):
             self._read[key] = self.committed(key)
         self.start()
+
+    def rebalance(self) -> None:
+        """What a revocation does to a worker that keeps its partitions: every stage forgets
+        what it held and every topic is read again from its committed offsets; the tables (as
+        recovered from their changelogs) stay."""
+        self.rebalances += 1
+        for key in list(self._read):
+            self._read[key] = self.committed(key)
+        for stage in (self.ingest, self.dedup, self.concurrency, self.join):
+            stage.forget()
+        self._marks_sent.clear()
+
+    def _maybe_rebalance(self) -> None:
+        if self.rebalance_chance and self.rng.random() < self.rebalance_chance:
+            self.rebalance()
 
     def committed(self, key: tuple[str, int]) -> int:
         done = self._done[key]
@@ -213,6 +241,12 @@ class Harness:
                           (topic, partition, offset))
                  for offset, (key, value) in enumerate(log[start:start + size], start)]  # fmt: skip
         self._read[topic, partition] = start + len(batch)
-        for token in await stage.handle(batch):
+        self.fence.begin()
+        try:
+            done = await stage.handle(batch)
+            self.fence.check()
+        except Rebalanced:
+            return  # unacknowledged: read again
+        for token in done:
             name, part, offset = cast(tuple[str, int, int], token)
             self._done[name, part].add(offset)

@@ -33,7 +33,7 @@ class ProcessorMetrics:
 
         for reason in REASONS:
             self.dead_letters.labels(reason)
-        for handling in ("counted", "dropped", "early"):
+        for handling in ("counted", "dropped", "early", "forgotten"):
             self.late_edges.labels(handling)
         for result in ("new", "seen"):
             self.dedup.labels(result)
@@ -73,7 +73,8 @@ class ProcessorMetrics:
             late_edges=Counter(
                 "jobtrail_processor_late_attempt_edges",
                 "Attempt edges counted out of event-time order: late (after the watermark passed"
-                " them: counted, or dropped past the horizon) or early (a horizon ahead of it)",
+                " them: counted, or dropped past the horizon), early (a horizon ahead of it), or"
+                " forgotten (older than the ends a key remembers: a replay, not applied)",
                 ["handling"],
                 registry=registry,
             ),

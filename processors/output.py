@@ -5,6 +5,10 @@ Faust's produce path costs ~100 µs of Python per record here; librdkafka's cost
 batches in its own thread. At-least-once is kept by flushing these records before Faust commits
 any offset (`processors.faust_workarounds.flush_outputs_before_commit`), and a record that
 could not be delivered stops the worker: it restarts from the last commit rather than skip one.
+For that, the processors' output keeps failing once a record is lost (`failures_are_final`):
+Faust retries a failed commit, and a flush that had forgotten the loss would let the retry
+commit past the record whose output never went. (The embedders rewind their batch after a
+failed flush and send it again, so for them a failure is reported once.)
 
 Dead letters are the exception to "stop the worker": a poison record whose dead letter is too
 large would otherwise stop it again on every restart. `send_dead_letter` fits the letter under
@@ -44,6 +48,7 @@ class Output:
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         on_truncated: Callable[[], None] | None = None,
+        failures_are_final: bool = False,
     ) -> None:
         # A short linger: outputs are small, and commits wait for them.
         settings = ProducerSettings(linger_ms=5)
@@ -57,6 +62,7 @@ class Output:
         self._on_sent = on_sent  # called with the topic of every record sent
         self._on_truncated = on_truncated  # called for every dead letter sent truncated
         self._failures: list[str] = []
+        self._failures_are_final = failures_are_final
         self._resend: list[tuple[str, DeadLetter]] = []  # letters the broker found too large
 
     def start(self) -> None:
@@ -116,7 +122,9 @@ class Output:
             for topic, letter in pending:
                 self._send_letter(topic, letter, fit(letter, 0))
         if self._failures:
-            failures, self._failures = self._failures, []
+            failures = self._failures
+            if not self._failures_are_final:
+                self._failures = []
             raise OutputDeliveryError(f"{len(failures)} records undelivered: {failures[0]}")
 
     async def delivered(self) -> None:

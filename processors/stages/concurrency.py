@@ -166,6 +166,8 @@ class ConcurrencyStage:
         if state is None:
             stored = self._table.get(key)
             state = view.states[key] = KeyState() if stored is None else KeyState.from_json(stored)
+        if not state.remembers(edge):
+            self._metrics.late_edges.labels("forgotten").inc()
         count = apply(state, edge, dimension)
         if count is not None:
             counts.append(count)

@@ -43,8 +43,16 @@ class Sink(Protocol):
     def send_dead_letter(self, topic: str, letter: DeadLetter) -> None: ...
 
     async def delivered(self) -> None:
-        """Returns once everything sent so far is on the broker (raises if something is not)."""
+        """Returns once everything sent so far is on the broker (raises if something is not).
+        In a worker, raises `Rebalanced` when the partitions changed hands meanwhile."""
         ...
+
+
+class Rebalanced(Exception):  # noqa: N818 (not an error: the batch is simply dropped)
+    """The worker's partitions changed hands while a batch was in flight. The stage stops where
+    it is: it writes no row and sends nothing more for the batch, whose records are left
+    unacknowledged; whoever owns them now reads them again. (Going on would write rows for
+    partitions another worker has taken, from state `Stage.forget` has already dropped.)"""
 
 
 class Table(Protocol):
