@@ -13,7 +13,9 @@ issue. Nothing else in processors/ touches a Faust internal.
    revocation, but not a batch already taken from one.
 3. `flush_outputs_before_commit`: the processors produce through librdkafka (`processors.output`),
    which Faust knows nothing of; its pre-commit flush must flush ours too, or a commit could pass
-   a record whose output is still in a buffer.
+   a record whose output is still in a buffer. Under exactly_once Faust commits its transactions
+   without that flush, so the transaction commit is wrapped too. (Our outputs are not in Faust's
+   transactions: under exactly_once they are delivered at least once, never lost.)
 4. `fetch_flags`: for the stall warning, which of Faust's private sets a partition is in.
 5. `PartitionedTable`: a stage writes its rows after a whole batch, for the partition it names,
    outside any one event's iteration (Faust takes the partition from the event being iterated:
@@ -153,14 +155,23 @@ class OffsetGuard:
 
 
 def flush_outputs_before_commit(app: faust.App, flush: Callable[[], Awaitable[None]]) -> None:
-    """Makes the flush Faust awaits before each commit await `flush` first."""
-    faust_flush: Callable[[], Awaitable[None]] = app.producer.flush
+    """Makes Faust await `flush` before each commit: first in the flush it awaits before
+    committing offsets (at_least_once), and before it commits its transactions, which it does
+    without that flush (exactly_once)."""
+    producer: Any = app.producer
+    faust_flush: Callable[[], Awaitable[None]] = producer.flush
+    commit_transactions: Callable[..., Awaitable[None]] = producer.commit_transactions
 
     async def flush_both() -> None:
         await flush()
         await faust_flush()
 
-    app.producer.flush = flush_both  # type: ignore[method-assign]
+    async def flush_then_commit_transactions(*args: Any, **kwargs: Any) -> None:
+        await flush()
+        await commit_transactions(*args, **kwargs)
+
+    producer.flush = flush_both
+    producer.commit_transactions = flush_then_commit_transactions
 
 
 class PartitionedTable(faust.Table):  # type: ignore[type-arg]

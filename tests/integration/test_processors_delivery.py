@@ -1,0 +1,123 @@
+"""No commit past an undelivered output: the broker stops answering for longer than the outputs'
+delivery timeout while the processors run, then comes back. Nothing may be lost: every vectorize
+request and every attempt outcome the events call for is delivered, each copy the same.
+
+The broker is the test's own (infra/kafka.sh in a directory of its own, on free ports), stopped
+with SIGSTOP: it keeps its data and its sockets, and answers nothing, as a hung or partitioned
+broker does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from processors.fingerprint import fingerprint
+from processors.outcomes import recompute
+from schemas.derived import AttemptOutcome, decode_attempt_outcome, decode_vectorize_request
+from streams.admin import TopicAdmin
+from streams.demo.workload import Workload, WorkloadConfig
+from streams.producer import JobEventProducer
+from streams.settings import KafkaSettings
+from tests.conftest import REPO_ROOT, catalog_of
+from tests.integration.test_processors import free_port, log_tail, records, scraped, worker
+
+DELIVERY_TIMEOUT_MS = 3_000
+OUTAGE_S = 10  # well past the delivery timeout
+
+
+@dataclass(frozen=True)
+class Broker:
+    bootstrap: str
+    pid: int
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[Broker]:
+    """A single-node Kafka of the test's own, sharing the jars of the project's local one."""
+    shared = Path(os.environ.get("JOBTRAIL_INFRA_DIR", REPO_ROOT / ".infra-data")) / "kafka"
+    if not (shared / "libs" / ".stamp").exists():
+        pytest.fail("the Kafka jars are not installed: run `infra/kafka.sh install`")
+    infra = tmp_path / "infra"
+    (infra / "kafka").mkdir(parents=True)
+    (infra / "kafka" / "libs").symlink_to(shared / "libs")
+    port = free_port()
+    env = {**os.environ, "JOBTRAIL_INFRA_DIR": str(infra), "JOBTRAIL_KAFKA_PORT": str(port),
+           "JOBTRAIL_KAFKA_CONTROLLER_PORT": str(free_port()),
+           "JOBTRAIL_KAFKA_SASL_PORT": str(free_port())}  # fmt: skip
+    script = str(REPO_ROOT / "infra/kafka.sh")
+    subprocess.run([script, "start"], env=env, check=True, timeout=300)
+    try:
+        pid = int((infra / "kafka" / "kafka.pid").read_text())
+        yield Broker(f"127.0.0.1:{port}", pid)
+    finally:
+        os.kill(pid, signal.SIGCONT)  # a stopped process cannot take its SIGTERM
+        subprocess.run([script, "stop"], env=env, check=False, timeout=120)
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
+def test_a_broker_outage_past_the_delivery_timeout_loses_no_output(
+    own_broker: Broker, tmp_path: Path, guarantee: str
+) -> None:
+    kafka = KafkaSettings(bootstrap_servers=own_broker.bootstrap, connect_timeout_s=15,
+                          topic_prefix=f"test-{uuid.uuid4().hex[:10]}.")  # fmt: skip
+    catalog = catalog_of(kafka)
+    TopicAdmin(kafka).create(catalog.all())
+    events = list(Workload(WorkloadConfig(jobs=None, events=15_000), seed=8).events())
+    with JobEventProducer(kafka) as producer:
+        producer.send_all(events)
+
+    env = {"JOBTRAIL_PRODUCER_DELIVERY_TIMEOUT_MS": str(DELIVERY_TIMEOUT_MS),
+           "JOBTRAIL_PROCESSORS_PROCESSING_GUARANTEE": guarantee}  # fmt: skip
+    port = free_port()
+    first = worker(kafka, tmp_path, metrics_port=port, extra_env=env)
+    try:
+        deadline = time.monotonic() + 180
+        sample = f'jobtrail_processor_events_in_total{{topic="{catalog.job_events.name}"}}'
+        while scraped(port, sample) < 2_000:
+            assert first.poll() is None and time.monotonic() < deadline, log_tail(tmp_path)
+            time.sleep(0.05)
+        os.kill(own_broker.pid, signal.SIGSTOP)
+        time.sleep(OUTAGE_S)
+        os.kill(own_broker.pid, signal.SIGCONT)
+        # The worker found outputs undelivered: it must stop rather than commit past them.
+        # (Whether it stops or not, the proof is below: what reached the topics.)
+        try:
+            first.wait(timeout=240)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the worker went on after losing outputs:\n{log_tail(tmp_path)}")
+        assert first.returncode != 0, "a worker that lost outputs must not exit as if all is well"
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    restarted = worker(kafka, tmp_path, idle_stop_s=6, extra_env=env)  # as a supervisor would
+    assert restarted.wait(timeout=600) == 0, log_tail(tmp_path)
+
+    copies: dict[tuple[str, int], set[AttemptOutcome]] = {}
+    total = 0
+    for value in records(kafka, catalog.attempt_outcomes.name):
+        outcome = decode_attempt_outcome(value)
+        copies.setdefault((outcome.job_id, outcome.attempt), set()).add(outcome)
+        total += 1
+    assert all(len(values) == 1 for values in copies.values()), "an attempt got two outcomes"
+    assert {key: next(iter(values)) for key, values in copies.items()} == recompute(events)
+    requested = Counter(
+        decode_vectorize_request(value).fingerprint
+        for value in records(kafka, catalog.vectorize_requests.name)
+    )
+    errors = {fingerprint(e.error).sha256 for e in events if e.error is not None}
+    assert set(requested) == errors
+    print(f"outcomes: {total} delivered for {len(copies)} attempts; requests: "
+          f"{sum(requested.values())} for {len(errors)} errors")  # fmt: skip
+    assert records(kafka, catalog.job_events_dlq.name) == []
