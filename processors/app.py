@@ -65,7 +65,8 @@ def create_app(
     ingest = IngestStage(codec=create_codec(kafka.schema_registry_url), settings=settings,
                          seen=seen, latest=latest, **common)  # fmt: skip
     dedup = DedupStage(model=settings.embedding_model, fingerprints=prints, **common)
-    concurrency = ConcurrencyStage(horizon_ms=settings.horizon_ms, key_states=keys, **common)
+    concurrency = ConcurrencyStage(horizon_ms=settings.horizon_ms, key_states=keys,
+                                   expiry_ms=settings.attempt_expiry_ms, **common)  # fmt: skip
     join = JoinStage(horizon_ms=settings.horizon_ms, halves=halves, **common)
     watch = Watch(app, settings=settings, guard=guard, ingest=ingest, concurrency=concurrency,
                   topology=topology, metrics=metrics, sink=sink)  # fmt: skip

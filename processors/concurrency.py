@@ -157,3 +157,34 @@ def forget_before(state: KeyState, time_ms: int) -> None:
     if state.ended and min(state.ended.values()) < time_ms:
         state.ended = {member: at for member, at in state.ended.items() if at >= time_ms}
         state.forgotten_before_ms = max(state.forgotten_before_ms, time_ms)
+
+
+# Ends a key remembers at most: its changelog row stays near 100 KB, far below the broker's
+# 1 MB record limit, for a job name ending hundreds of attempts a second. Past it the oldest go
+# first, as the horizon would drop them; a late edge older than what is left is then dropped
+# (best effort, like any edge past the horizon), and a replay of it is told apart all the same.
+MAX_ENDED = 2_000
+
+
+def compact(state: KeyState, *, forget_before_ms: int, max_ended: int = MAX_ENDED) -> None:
+    """Bounds the ends a key remembers: those older than `forget_before_ms` (the horizon) and,
+    past `max_ended`, the oldest go."""
+    forget_before(state, forget_before_ms)
+    if len(state.ended) > max_ended:
+        forget_before(state, sorted(state.ended.values())[len(state.ended) - max_ended])
+
+
+# An attempt counts as running for at most this long after its start (event time).
+DEFAULT_ATTEMPT_EXPIRY_MS = 86_400_000
+
+
+def expire(state: KeyState, now_ms: int, expiry_ms: int) -> list[str]:
+    """Before an end at `now_ms` is counted: attempts that started more than `expiry_ms` before
+    it stop counting as running (an end lost for good: a worker that died unseen, an event never
+    sent; or a very long attempt, which counts itself no more either). Decided by the end's own
+    time, so a replay counts the same; `recompute` caps each span the same way."""
+    cutoff = now_ms - expiry_ms
+    expired = [member for member, started in state.running.items() if started < cutoff]
+    for member in expired:
+        del state.running[member]
+    return expired

@@ -123,6 +123,7 @@ class Harness:
                                   latest=latest, clock=lambda: self.now, **common)  # fmt: skip
         self.dedup = DedupStage(model=self.settings.embedding_model, fingerprints=prints, **common)
         self.concurrency = ConcurrencyStage(horizon_ms=self.settings.horizon_ms, key_states=keys,
+                                            expiry_ms=self.settings.attempt_expiry_ms,
                                             **common)  # fmt: skip
         self.join = JoinStage(horizon_ms=self.settings.horizon_ms, halves=halves, **common)
         self._marks_sent.clear()

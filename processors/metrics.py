@@ -17,6 +17,7 @@ class ProcessorMetrics:
     duplicates: Counter
     truncated_letters: Counter
     late_edges: Counter
+    expired_attempts: Counter
     rewinds: Counter
     latency: Histogram
     lag: Gauge
@@ -35,6 +36,8 @@ class ProcessorMetrics:
             self.dead_letters.labels(reason)
         for handling in ("counted", "dropped", "early", "forgotten"):
             self.late_edges.labels(handling)
+        for dimension in ("worker", "job_name"):
+            self.expired_attempts.labels(dimension)
         for result in ("new", "seen"):
             self.dedup.labels(result)
         return self
@@ -68,6 +71,13 @@ class ProcessorMetrics:
             truncated_letters=Counter(
                 "jobtrail_processor_dead_letters_truncated",
                 "Dead letters sent with a truncated value (the whole one exceeds the size limit)",
+                registry=registry,
+            ),
+            expired_attempts=Counter(
+                "jobtrail_processor_expired_attempts",
+                "Attempts that started an attempt-expiry ago and never ended: no longer counted"
+                " as running, per dimension",
+                ["dimension"],
                 registry=registry,
             ),
             late_edges=Counter(

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 from processors.attempts import AttemptEdge, Dimension, LatestAttempt, track
-from processors.concurrency import Count
+from processors.concurrency import DEFAULT_ATTEMPT_EXPIRY_MS, Count
 from processors.fingerprint import fingerprint
 from schemas.derived import AttemptOutcome, AttemptOutcomeType
 from schemas.job_event import JobEvent, JobEventType
@@ -61,10 +61,13 @@ def edges_of(events_by_job_in_log_order: Iterable[JobEvent]) -> list[AttemptEdge
     return edges
 
 
-def recompute(events_in_log_order: Iterable[JobEvent]) -> dict[tuple[str, int], AttemptOutcome]:
+def recompute(
+    events_in_log_order: Iterable[JobEvent], expiry_ms: int = DEFAULT_ATTEMPT_EXPIRY_MS
+) -> dict[tuple[str, int], AttemptOutcome]:
     """All attempt outcomes from the definition, with no ordering tricks: an attempt ending at t
     counts every attempt on its key that started at or before t and ended at or after t (or not
-    yet). Keyed by (job id, attempt); the first end of an attempt wins, as in the stream."""
+    yet), for at most `expiry_ms` after its start. Keyed by (job id, attempt); the first end of
+    an attempt wins, as in the stream."""
     edges = edges_of(events_in_log_order)
     spans: dict[tuple[Dimension, str], dict[str, list[int | None]]] = defaultdict(dict)
     for edge in edges:
@@ -74,7 +77,8 @@ def recompute(events_in_log_order: Iterable[JobEvent]) -> dict[tuple[str, int], 
                 span[0] = edge.time_ms
             elif not edge.is_start and span[1] is None:
                 span[1] = edge.time_ms
-    counters = {key: _RunningCounter(members.values()) for key, members in spans.items()}
+    counters = {key: _RunningCounter(members.values(), expiry_ms)
+                for key, members in spans.items()}  # fmt: skip
     outcomes: dict[tuple[str, int], AttemptOutcome] = {}
     for edge in edges:
         if edge.is_start or (edge.job_id, edge.attempt) in outcomes:
@@ -90,14 +94,16 @@ def recompute(events_in_log_order: Iterable[JobEvent]) -> dict[tuple[str, int], 
 
 
 class _RunningCounter:
-    """#{spans with start <= t <= end (or no end)}, by binary search over sorted times."""
+    """#{spans with start <= t <= min(end, start + expiry)}, by binary search over sorted
+    times (no end: start + expiry)."""
 
-    def __init__(self, spans: Iterable[list[int | None]]) -> None:
+    def __init__(self, spans: Iterable[list[int | None]], expiry_ms: int) -> None:
         started = [(start, end) for start, end in spans if start is not None]
         self._starts = sorted(start for start, _ in started)
         # Ended before t: a span with start <= end is gone once end < t; a span whose end
         # precedes its start (clock skew) never ran by this definition, once it has started.
-        self._ends = sorted(end for start, end in started if end is not None and end >= start)
+        self._ends = sorted(min(start + expiry_ms, end if end is not None else start + expiry_ms)
+                            for start, end in started if end is None or end >= start)  # fmt: skip
         self._skewed = sorted(start for start, end in started if end is not None and end < start)
 
     def at(self, t: int) -> int:

@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from processors.concurrency import DEFAULT_ATTEMPT_EXPIRY_MS
+
 
 class ProcessorSettings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -35,6 +37,13 @@ class ProcessorSettings(BaseSettings):
         gt=0,
         description="Event time for which ended attempts are remembered (redeliveries); "
         "older late edges are dropped",
+    )
+    attempt_expiry_ms: int = Field(
+        default=DEFAULT_ATTEMPT_EXPIRY_MS,
+        gt=0,
+        description="Event time after its start for which an attempt counts as running at "
+        "most: one whose end was lost stops counting then (and is counted in "
+        "jobtrail_processor_expired_attempts_total)",
     )
     watermark_interval_s: float = Field(
         default=0.5, gt=0, description="How often partitions report their event-time progress"

@@ -32,7 +32,8 @@ from processors.concurrency import (
     KeyState,
     Mark,
     apply,
-    forget_before,
+    compact,
+    expire,
     release_order,
     watermark,
 )
@@ -71,11 +72,12 @@ class PartitionView:
 
 class ConcurrencyStage:
     def __init__(
-        self, *, topology: Topology, horizon_ms: int, metrics: ProcessorMetrics, sink: Sink,
-        key_states: Table,
+        self, *, topology: Topology, horizon_ms: int, expiry_ms: int, metrics: ProcessorMetrics,
+        sink: Sink, key_states: Table,
     ) -> None:  # fmt: skip
         self._topology = topology
         self._horizon_ms = horizon_ms
+        self._expiry_ms = expiry_ms
         self._metrics = metrics
         self._sink = sink
         self._table = key_states
@@ -168,6 +170,8 @@ class ConcurrencyStage:
             state = view.states[key] = KeyState() if stored is None else KeyState.from_json(stored)
         if not state.remembers(edge):
             self._metrics.late_edges.labels("forgotten").inc()
+        elif not edge.is_start and (expired := expire(state, edge.time_ms, self._expiry_ms)):
+            self._metrics.expired_attempts.labels(dimension.value).inc(len(expired))
         count = apply(state, edge, dimension)
         if count is not None:
             counts.append(count)
@@ -188,7 +192,7 @@ class ConcurrencyStage:
         released = view.released_ms if view.released_ms is not None else 0
         for key in dirty:
             state = view.states[key]
-            forget_before(state, released - self._horizon_ms)
+            compact(state, forget_before_ms=released - self._horizon_ms)
             self._table.put(view.partition, key, state.to_json())
 
     def _dead_letter(self, record: Incoming, detail: str) -> None:

@@ -4,12 +4,13 @@ and the internal records' codec."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta
 
 import pytest
 
-from processors.attempts import AttemptEdge, Dimension
-from processors.concurrency import Count, Mark
+from processors.attempts import AttemptEdge, Dimension, dimension_key
+from processors.concurrency import MAX_ENDED, Count, Mark
 from processors.dedup import Sighting
 from processors.fingerprint import fingerprint
 from processors.harness import Harness
@@ -27,7 +28,7 @@ from processors.records import (
 )
 from processors.settings import ProcessorSettings
 from schemas.codec import SingleObjectCodec
-from schemas.job_event import JobError, JobEventType
+from schemas.job_event import JobError, JobEvent, JobEventType
 from streams.demo.workload import Workload, WorkloadConfig
 from tests.factories import make_event
 
@@ -203,3 +204,67 @@ def test_one_event_far_in_the_future_neither_holds_back_nor_drops_later_outcomes
     assert harness.concurrency.held() == 0
     print("held when every source was read:", harness.held_at_end)
     assert harness.held_at_end < 20
+
+
+def attempt_events(job: str, start: datetime, seconds: float, *, name: str, worker: str,
+                   ends: bool = True) -> list[JobEvent]:  # fmt: skip
+    kinds = (JobEventType.ACTIVE, JobEventType.COMPLETED) if ends else (JobEventType.ACTIVE,)
+    common = {"job_id": job, "job_name": name, "worker": worker, "attempt": 1, "error": None,
+              "will_retry": None}  # fmt: skip
+    return [make_event(event_id=f"{job}-{kind}", type=kind, **common,
+                       occurred_at=start + timedelta(seconds=seconds * index))
+            for index, kind in enumerate(kinds)]  # fmt: skip
+
+
+def run_by_job(harness: Harness, events: list[JobEvent]) -> None:
+    """Each job's events on one source partition, as the producer keys them."""
+    by_source: dict[int, list[bytes]] = {}
+    for event in events:
+        source = partition_of(event.job_id, harness.topology.partitions)
+        by_source.setdefault(source, []).append(CODEC.encode(event))
+    harness.produce(by_source)
+    asyncio.run(harness.run())
+
+
+def test_an_attempt_whose_end_never_comes_stops_counting_after_the_expiry() -> None:
+    """An attempt started and its end was lost (the worker died unseen): an hour later it no
+    longer counts as running, on its worker or for its name, and the expiry is counted. The
+    stream equals the definition with the same expiry, whatever the batches."""
+    expiry_ms = 60_000
+    settings = ProcessorSettings(embedding_model="model-a", attempt_expiry_ms=expiry_ms)
+    harness = Harness(settings, batch_size=7)
+    t0 = make_event().occurred_at
+    events = attempt_events("stuck", t0, 0, name="resize", worker="w1", ends=False)
+    for i in range(40):  # one attempt every 5 s for 200 s, each 2 s long, on the same worker
+        events += attempt_events(f"job-{i}", t0 + timedelta(seconds=5 * i + 1), 2,
+                                 name="resize", worker="w1")  # fmt: skip
+    events.sort(key=lambda event: event.occurred_at)
+    run_by_job(harness, events)
+    streamed = {(o.job_id, o.attempt): o for o in harness.outcomes()}
+    assert streamed == recompute(events, expiry_ms=expiry_ms)
+    on_worker = [streamed[f"job-{i}", 1].concurrent_on_worker for i in range(40)]
+    assert on_worker[:11] == [2] * 11  # itself and the stuck one (ends at 3..53 s)
+    assert on_worker[12:] == [1] * 28  # a minute on: itself alone (ends at 63 s and after)
+    expired = harness.metrics.expired_attempts
+    assert expired.labels("worker")._value.get() == expired.labels("job_name")._value.get() == 1
+
+
+def test_a_hot_job_name_keeps_a_small_concurrency_row() -> None:
+    """100 attempt ends a second for one job name, two minutes long: the name's row would
+    remember 12,000 ends within the horizon (about 500 KB, growing with the rate); it keeps at
+    most `MAX_ENDED`, and the counts still equal the definition."""
+    harness = Harness(ProcessorSettings(embedding_model="model-a"), batch_size=400)
+    t0 = make_event().occurred_at
+    events: list[JobEvent] = []
+    for i in range(12_000):
+        events += attempt_events(f"job-{i:05d}-a1b2c3", t0 + timedelta(milliseconds=10 * i), 1.5,
+                                 name="hot", worker=f"w{i % 20}")  # fmt: skip
+    events.sort(key=lambda event: event.occurred_at)
+    run_by_job(harness, events)
+    streamed = {(o.job_id, o.attempt): o for o in harness.outcomes()}
+    assert streamed == recompute(events)
+    row = harness.tables["concurrency-keys"][dimension_key(Dimension.JOB_NAME, "hot")]
+    size = len(json.dumps(row))
+    print(f"the hot name's row: {len(row['e'])} ends, {size:,} bytes")
+    assert len(row["e"]) <= MAX_ENDED
+    assert size < 150_000
