@@ -131,18 +131,22 @@ def test_a_bad_internal_record_is_dead_lettered_not_a_crash_loop() -> None:
 
 def test_rows_of_jobs_that_ended_go_after_the_horizon_even_across_a_restart() -> None:
     settings = ProcessorSettings(embedding_model="model-a", horizon_ms=60_000)
-    harness = Harness(settings)
+    harness = Harness(settings, batch_size=3)  # small batches: halves joined across batches
     events = list(Workload(WorkloadConfig(jobs=200), seed=4).events())
     harness.produce({0: [CODEC.encode(event) for event in events]})
     asyncio.run(harness.run())
     ended_early = len(harness.tables["latest-attempts"])
+    joined_early = len(harness.tables["outcome-halves"])
     harness.crash()  # the sweep queues are rebuilt from the tables
     later = max(event.occurred_at for event in events) + timedelta(hours=1)
-    last = make_event(event_id="late", job_id="late", type=JobEventType.ACTIVE, error=None,
-                      will_retry=None, occurred_at=later)  # fmt: skip
-    run(harness, [CODEC.encode(last)])
-    assert ended_early > 0
-    assert set(harness.tables["latest-attempts"]) == {"late"}
+    last = [event for i in range(12)  # jobs enough to reach every partition
+            for event in attempt_events(f"late-{i}", later, 1, name="send-email",
+                                        worker="worker-01")]  # fmt: skip
+    run(harness, [CODEC.encode(event) for event in last])
+    assert ended_early > 0 and joined_early > 0
+    assert set(harness.tables["latest-attempts"]) == {f"late-{i}" for i in range(12)}
+    assert all(row["t"] >= later.timestamp() * 1000 for row in
+               harness.tables["outcome-halves"].values())  # fmt: skip
 
 
 def test_a_half_waits_for_its_partner_however_much_event_time_passes_meanwhile() -> None:
