@@ -1,0 +1,181 @@
+"""Each workaround in `processors.faust_workarounds` (and the shell's rebalance fence), shown
+against what Faust does without it. Faust's own code is called where it can run without a broker
+(its offset bookkeeping); elsewhere a stand-in plays the part of Faust's consumer or producer.
+The end-to-end proofs are the integration tests named in each docstring."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+import faust
+import faust.transport.consumer as faust_consumer
+import pytest
+from faust.transport.drivers.aiokafka import Consumer as AiokafkaConsumer
+from faust.types import TP
+from intervaltree import IntervalTree
+
+from processors.faust_workarounds import (
+    UPSTREAM_ADD_GAP,
+    OffsetGuard,
+    PartitionedTable,
+    flush_outputs_before_commit,
+    ignore_gaps,
+)
+from processors.harness import MemorySink
+from processors.shell import FencedSink, RebalanceFence
+from processors.stages.ports import Rebalanced
+from streams.settings import KafkaSettings
+
+TOPIC = TP("job-events", 0)
+
+
+def offset_book() -> Any:
+    """Faust's consumer with only its offset bookkeeping (what `_add_gap` and `_new_offset`
+    touch), no broker."""
+    consumer: Any = object.__new__(AiokafkaConsumer)  # the driver's: the base is abstract
+    consumer._acked = defaultdict(list)
+    consumer._acked_index = defaultdict(set)
+    consumer._gap = defaultdict(IntervalTree)
+    consumer._committed_offset = defaultdict(lambda: None)
+    return consumer
+
+
+def test_faust_commits_past_a_gap_and_ignore_gaps_stops_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Records 3..5 were dropped around a restart (faust-streaming#606, #378); the next fetched
+    is 6. Faust files 3..5 as a gap and commits past them, unprocessed; without the gap the
+    commit stops at 3, and the guard rewinds to read them."""
+    book = offset_book()
+    book._acked[TOPIC] = [0, 1, 2, 6]
+    asyncio.run(UPSTREAM_ADD_GAP(book, TOPIC, 3, 5))
+    assert faust_consumer.Consumer._new_offset(book, TOPIC) == 7  # 3, 4, 5 never processed
+
+    monkeypatch.setattr(faust_consumer.Consumer, "_add_gap", UPSTREAM_ADD_GAP)
+    ignore_gaps()
+    book = offset_book()
+    book._acked[TOPIC] = [0, 1, 2, 6]
+    asyncio.run(faust_consumer.Consumer._add_gap(book, TOPIC, 3, 5))
+    assert faust_consumer.Consumer._new_offset(book, TOPIC) == 3
+
+
+@dataclass
+class Message:
+    topic: str
+    partition: int
+    offset: int
+
+    @property
+    def tp(self) -> TP:
+        return TP(self.topic, self.partition)
+
+
+@dataclass
+class Event:
+    message: Message
+
+
+class StandInConsumer:
+    def __init__(self, assigned: set[TP]) -> None:
+        self.assigned = assigned
+        self.seeks: list[dict[TP, int]] = []
+
+    def assignment(self) -> set[TP]:
+        return self.assigned
+
+    async def seek_wait(self, offsets: dict[TP, int]) -> None:
+        self.seeks.append(offsets)
+
+
+def events(partition: int, *offsets: int) -> list[Event]:
+    return [Event(Message(TOPIC.topic, partition, offset)) for offset in offsets]
+
+
+def test_the_guard_lets_through_the_next_offsets_and_rewinds_past_a_skip() -> None:
+    """Faust hands a stream records past ones it dropped from its queues around a rebalance
+    (faust-streaming#216, #221): 5 and 6 never come. The guard keeps 3 and 4, drops the rest
+    unacknowledged and seeks back to 5; records of a partition no longer assigned (fetched
+    before the rebalance) are dropped."""
+    consumer = StandInConsumer({TOPIC})
+    app: Any = type("App", (), {"consumer": consumer})()
+    rewinds: list[str] = []
+    guard = OffsetGuard(app, KafkaSettings(), on_rewind=rewinds.append)
+    guard.processed[TOPIC.topic, 0] = 2
+    batch = events(0, 3, 4, 7, 8) + events(1, 0)  # partition 1 is not assigned
+    kept = asyncio.run(guard.in_order(batch))
+    assert [event.message.offset for event in kept] == [3, 4]
+    assert consumer.seeks == [{TOPIC: 5}] and rewinds == [TOPIC.topic]
+    assert asyncio.run(guard.next_offset(TOPIC)) == 5
+    # Redelivered from 5 after the seek: let through.
+    again = asyncio.run(guard.in_order(events(0, 5, 6, 7)))
+    assert [event.message.offset for event in again] == [5, 6, 7]
+
+
+class StandInProducer:
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
+
+    async def flush(self) -> None:
+        self.calls.append("faust flush")
+
+    async def commit_transactions(self, *args: Any, **kwargs: Any) -> None:
+        self.calls.append("commit transactions")
+
+
+def test_outputs_are_flushed_before_either_kind_of_commit() -> None:
+    """At least once Faust flushes its producer before committing offsets; exactly once it
+    commits its transactions without that flush. Ours goes first in both."""
+    calls: list[str] = []
+    app: Any = type("App", (), {"producer": StandInProducer(calls)})()
+
+    async def ours() -> None:
+        calls.append("our flush")
+
+    flush_outputs_before_commit(app, ours)
+    asyncio.run(app.producer.flush())
+    asyncio.run(app.producer.commit_transactions({}, "group"))
+    assert calls == ["our flush", "faust flush", "our flush", "commit transactions"]
+
+
+def test_a_partitioned_table_writes_the_row_for_the_partition_named() -> None:
+    """Faust takes a row's partition from the event being iterated; a stage writes after a
+    whole batch, for the partition it names. Under at_least_once the changelog record goes
+    through our producer, to that partition, and the memory store learns the row's owner."""
+    app = faust.App("workaround-test", broker="kafka://127.0.0.1:1")
+    sink = MemorySink()
+    table = PartitionedTable.add_to(app, "rows", 4, sink)
+    table.put(3, "job-1", {"n": 1})
+    table.delete(3, "job-1")
+    table.delete(2, "job-2")  # never there: nothing sent
+    changelog = table.changelog_topic.get_topic_name()
+    assert sink.logs[changelog, 3] == [(b'"job-1"', b'{"n": 1}'), (b'"job-1"', None)]
+    assert (changelog, 2) not in sink.logs
+
+
+def test_a_batch_a_rebalance_overtakes_stops_at_its_next_wait() -> None:
+    """The rebalance count moves in Faust's consumer thread as soon as partitions are revoked;
+    a batch that began before stops when it next waits for its outputs, and each agent (task)
+    keeps its own starting point."""
+    state = {"count": 0, "rebalancing": False}
+    fence = RebalanceFence(lambda: state["count"], lambda: state["rebalancing"])
+    sink = FencedSink(MemorySink(), fence)
+
+    async def batch(rebalance_meanwhile: bool) -> str:
+        assert fence.begin()
+        if rebalance_meanwhile:
+            state["count"] += 1
+        try:
+            await sink.delivered()
+        except Rebalanced:
+            return "dropped"
+        return "done"
+
+    async def both() -> list[str]:
+        first = await batch(rebalance_meanwhile=True)
+        second = await asyncio.create_task(batch(rebalance_meanwhile=False))
+        return [first, second]
+
+    assert asyncio.run(both()) == ["dropped", "done"]
+    state["rebalancing"] = True
+    assert not fence.begin()  # mid-rebalance: the batch may hold revoked partitions' records
