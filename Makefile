@@ -10,7 +10,7 @@ DEMO_RATE ?= 0
 .DEFAULT_GOAL := help
 .PHONY: help setup infra-install infra-up infra-down infra-status infra-logs topics demo up down catch-up pipeline-up pipeline-down status \
         test test-unit test-integration lint format typecheck bench-produce bench-projections bench-api \
-        bench-processors bench-embed bench-categories category-accuracy screenshots embed processors project-redis project-couchbase project-analytics rebuild-redis rebuild-couchbase rebuild-analytics stats fingerprint-accuracy dashboards clean
+        bench-processors soak-processors bench-embed bench-categories category-accuracy screenshots embed processors project-redis project-couchbase project-analytics rebuild-redis rebuild-couchbase rebuild-analytics stats fingerprint-accuracy dashboards clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -133,6 +133,9 @@ bench-api: setup infra-up ## every API route under 50 clients (wrk) over the rea
 
 bench-processors: setup infra-up ## Faust processors (ingest, end to end) vs a bare confluent-kafka stage-1 loop
 	$(BIN)/python -m bench.processors
+
+soak-processors: setup infra-up ## 20 min: a hot job name at 100 ends/s, kill -9 every 5 min, a second worker in and out; SOAK_ARGS="--minutes 5"
+	$(BIN)/python -m bench.soak_processors $(SOAK_ARGS)
 
 bench-embed: setup infra-up ## embedder (torch) vs raw sentence-transformers encode, same texts and batch size
 	$(BIN)/python -m bench.embed
