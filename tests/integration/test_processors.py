@@ -104,6 +104,21 @@ def records(kafka: KafkaSettings, topic: str, idle_s: float = 3) -> list[bytes]:
     return [message.value() or b"" for message in read_messages(kafka, topic, idle_s=idle_s)]
 
 
+def delivered_outcomes(kafka: KafkaSettings) -> tuple[dict[tuple[str, int], AttemptOutcome], int]:
+    """The attempt outcomes on the topic by attempt, and how many records carried them. At least
+    once an outcome can come twice (a restart recounts what was not committed): every copy must
+    be the same value."""
+    copies: dict[tuple[str, int], set[AttemptOutcome]] = {}
+    values = records(kafka, catalog_of(kafka).attempt_outcomes.name)
+    for value in values:
+        outcome = decode_attempt_outcome(value)
+        copies.setdefault((outcome.job_id, outcome.attempt), set()).add(outcome)
+    differing = {key: same for key, same in copies.items() if len(same) > 1}
+    example = next(iter(differing.items()), None)
+    assert not differing, f"{len(differing)} attempts got different outcomes, e.g. {example}"
+    return {key: next(iter(same)) for key, same in copies.items()}, len(values)
+
+
 def log_events(kafka: KafkaSettings) -> list[JobEvent]:
     """Every decodable, valid event of the job-events log, each partition in offset order."""
     codec = SingleObjectCodec()
@@ -273,12 +288,7 @@ def test_kill_9_mid_stream_recovers_the_table_and_bounds_duplicates(
 
     # Attempt outcomes: none lost and none different, whatever the kill cut in half. (A copy of
     # an outcome the killed worker had sent but not committed may come again: the same value.)
-    copies: dict[tuple[str, int], set[AttemptOutcome]] = {}
-    for value in records(kafka, catalog.attempt_outcomes.name):
-        outcome = decode_attempt_outcome(value)
-        copies.setdefault((outcome.job_id, outcome.attempt), set()).add(outcome)
-    assert all(len(values) == 1 for values in copies.values()), "an attempt got two outcomes"
-    streamed = {member: next(iter(values)) for member, values in copies.items()}
+    streamed, _ = delivered_outcomes(kafka)
     assert streamed == recompute(log_events(kafka))
 
     # A newly configured model gets every known fingerprint requested, exactly once.

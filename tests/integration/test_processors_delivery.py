@@ -23,13 +23,20 @@ import pytest
 
 from processors.fingerprint import fingerprint
 from processors.outcomes import recompute
-from schemas.derived import AttemptOutcome, decode_attempt_outcome, decode_vectorize_request
+from schemas.derived import decode_vectorize_request
 from streams.admin import TopicAdmin
 from streams.demo.workload import Workload, WorkloadConfig
 from streams.producer import JobEventProducer
 from streams.settings import KafkaSettings
 from tests.conftest import REPO_ROOT, catalog_of
-from tests.integration.test_processors import free_port, log_tail, records, scraped, worker
+from tests.integration.test_processors import (
+    delivered_outcomes,
+    free_port,
+    log_tail,
+    records,
+    scraped,
+    worker,
+)
 
 DELIVERY_TIMEOUT_MS = 3_000
 OUTAGE_S = 10  # well past the delivery timeout
@@ -104,20 +111,14 @@ def test_a_broker_outage_past_the_delivery_timeout_loses_no_output(
     restarted = worker(kafka, tmp_path, idle_stop_s=6, extra_env=env)  # as a supervisor would
     assert restarted.wait(timeout=600) == 0, log_tail(tmp_path)
 
-    copies: dict[tuple[str, int], set[AttemptOutcome]] = {}
-    total = 0
-    for value in records(kafka, catalog.attempt_outcomes.name):
-        outcome = decode_attempt_outcome(value)
-        copies.setdefault((outcome.job_id, outcome.attempt), set()).add(outcome)
-        total += 1
-    assert all(len(values) == 1 for values in copies.values()), "an attempt got two outcomes"
-    assert {key: next(iter(values)) for key, values in copies.items()} == recompute(events)
+    streamed, total = delivered_outcomes(kafka)
+    assert streamed == recompute(events)
     requested = Counter(
         decode_vectorize_request(value).fingerprint
         for value in records(kafka, catalog.vectorize_requests.name)
     )
     errors = {fingerprint(e.error).sha256 for e in events if e.error is not None}
     assert set(requested) == errors
-    print(f"outcomes: {total} delivered for {len(copies)} attempts; requests: "
+    print(f"outcomes: {total} delivered for {len(streamed)} attempts; requests: "
           f"{sum(requested.values())} for {len(errors)} errors")  # fmt: skip
     assert records(kafka, catalog.job_events_dlq.name) == []
