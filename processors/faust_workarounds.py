@@ -10,7 +10,9 @@ issue. Nothing else in processors/ touches a Faust internal.
    fetches the dropped ones again. faust-streaming/faust#216, #221. The guard checks each batch
    is the next run of offsets of its partition and rewinds the partition when it is not. It
    also drops records of partitions no longer assigned: Faust clears the agents' queues on a
-   revocation, but not a batch already taken from one.
+   revocation, but not a batch already taken from one. A skip at a partition's tail shows no
+   later record to reveal it: `OffsetGuard.check_tail` rewinds a partition fetched past its
+   next offset that has not moved for `TAIL_WAIT_S`.
 3. `flush_outputs_before_commit`: the processors produce through librdkafka (`processors.output`),
    which Faust knows nothing of; its pre-commit flush must flush ours too, or a commit could pass
    a record whose output is still in a buffer. Under exactly_once Faust commits its transactions
@@ -70,6 +72,11 @@ def committed_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int | None]
         consumer.close()
 
 
+# Fetched past the next offset to process, with nothing processed from it for this long: the
+# fetched records were dropped (an agent takes a batch every 50 ms or so when it has records).
+TAIL_WAIT_S = 10.0
+
+
 class OffsetGuard:
     """Lets through, per partition, only the next run of offsets; on a skip, rewinds the
     partition to the first missing offset, and the records after it are dropped unacknowledged
@@ -82,6 +89,7 @@ class OffsetGuard:
         self.processed: dict[tuple[str, int], int] = {}  # last offset processed
         self._rewound: dict[tuple[str, int], int] = {}
         self._starts: dict[tuple[str, int], int] = {}
+        self._tails: dict[tuple[str, int], tuple[int, float]] = {}  # next offset, since when
 
     def forget(self) -> None:
         """After a rebalance positions start over from the commits (another worker may have
@@ -89,6 +97,7 @@ class OffsetGuard:
         self.processed.clear()
         self._rewound.clear()
         self._starts.clear()
+        self._tails.clear()
 
     async def in_order(self, events: Sequence[Any]) -> list[Any]:
         """The events that are next on their partitions, in the order given."""
@@ -132,6 +141,27 @@ class OffsetGuard:
         # had, moves its read offset past ours. (`seek_wait` seeks in the consumer's own
         # thread; `seek` would race its fetcher.)
         await self._app.consumer.seek_wait({message.tp: expected})
+
+    async def check_tail(self, tp: Any, now: float) -> None:
+        """Rewinds `tp` if the consumer has fetched past its next offset and that offset has
+        not moved for `TAIL_WAIT_S`: records dropped at the end of what was fetched, which no
+        later record reveals (a partition read to its end after a restart stalls for good)."""
+        key = (tp.topic, tp.partition)
+        expected = await self.next_offset(tp)
+        consumer: Any = self._app.consumer
+        position = await consumer.position(tp)
+        if tp not in consumer.assignment() or position is None or position <= expected:
+            self._tails.pop(key, None)
+            return
+        offset, since = self._tails.setdefault(key, (expected, now))
+        if offset != expected:
+            self._tails[key] = (expected, now)
+        elif now - since >= TAIL_WAIT_S:
+            self._tails[key] = (expected, now)
+            self._on_rewind(tp.topic)
+            log.warning("records %s..%s of %s[%s] were fetched but never handed over: rewinding",
+                        expected, position - 1, tp.topic, tp.partition)  # fmt: skip
+            await consumer.seek_wait({tp: expected})
 
     async def next_offset(self, tp: Any) -> int:
         """The next offset to process on `tp`: after the last one processed, or where this

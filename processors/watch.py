@@ -104,6 +104,7 @@ class Watch:
             lag[tp.topic] = lag.get(tp.topic, 0) + max(0, behind)
             if behind > 0:
                 lagging.append(tp)
+                await self._guard.check_tail(tp, time.monotonic())
         for topic, value in lag.items():
             self._metrics.lag.labels(topic).set(value)
         now = time.monotonic()

@@ -18,6 +18,7 @@ from faust.types import TP
 from intervaltree import IntervalTree
 
 from processors.faust_workarounds import (
+    TAIL_WAIT_S,
     UPSTREAM_ADD_GAP,
     OffsetGuard,
     PartitionedTable,
@@ -80,9 +81,13 @@ class StandInConsumer:
     def __init__(self, assigned: set[TP]) -> None:
         self.assigned = assigned
         self.seeks: list[dict[TP, int]] = []
+        self.fetched_to = 0
 
     def assignment(self) -> set[TP]:
         return self.assigned
+
+    async def position(self, tp: TP) -> int:
+        return self.fetched_to
 
     async def seek_wait(self, offsets: dict[TP, int]) -> None:
         self.seeks.append(offsets)
@@ -110,6 +115,30 @@ def test_the_guard_lets_through_the_next_offsets_and_rewinds_past_a_skip() -> No
     # Redelivered from 5 after the seek: let through.
     again = asyncio.run(guard.in_order(events(0, 5, 6, 7)))
     assert [event.message.offset for event in again] == [5, 6, 7]
+
+
+def test_a_skip_at_the_tail_is_rewound_once_the_next_offset_stands_still() -> None:
+    """Records 3..9 fetched and dropped, and nothing after them to reveal the hole (the
+    partition was read to its end): the next offset stands still while the consumer is past it.
+    Seen after a kill -9: the last worker never went idle. After `TAIL_WAIT_S` the guard seeks
+    back; records that move on in the meantime reset the wait."""
+    consumer = StandInConsumer({TOPIC})
+    app: Any = type("App", (), {"consumer": consumer})()
+    guard = OffsetGuard(app, KafkaSettings(), on_rewind=lambda topic: None)
+    guard.processed[TOPIC.topic, 0] = 2
+    consumer.fetched_to = 10
+    for now in (0.0, 5.0):
+        asyncio.run(guard.check_tail(TOPIC, now))
+    assert consumer.seeks == []
+    asyncio.run(guard.check_tail(TOPIC, TAIL_WAIT_S))
+    assert consumer.seeks == [{TOPIC: 3}]
+    guard.processed[TOPIC.topic, 0] = 5  # records came meanwhile: a new wait begins
+    asyncio.run(guard.check_tail(TOPIC, TAIL_WAIT_S + 1))
+    asyncio.run(guard.check_tail(TOPIC, 2 * TAIL_WAIT_S))
+    assert consumer.seeks == [{TOPIC: 3}]
+    consumer.fetched_to = 6  # all handed over: nothing to wait for
+    asyncio.run(guard.check_tail(TOPIC, 3 * TAIL_WAIT_S + 2))
+    assert consumer.seeks == [{TOPIC: 3}]
 
 
 class StandInProducer:
