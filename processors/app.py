@@ -16,6 +16,7 @@ from processors.faust_config import app_settings, widen_producer_buffer
 from processors.faust_workarounds import (
     OffsetGuard,
     PartitionedTable,
+    commit_nothing_when_all_revoked,
     flush_outputs_before_commit,
     ignore_gaps,
 )
@@ -48,6 +49,7 @@ def create_app(
     app = faust.App(app_id(kafka), **app_settings(settings, kafka))
     widen_producer_buffer(app)
     ignore_gaps()
+    commit_nothing_when_all_revoked()
     sink = output or Output(kafka, lambda topic: metrics.events_out.labels(topic).inc(),
                             max_message_bytes=settings.max_message_bytes,
                             on_truncated=metrics.truncated_letters.inc,

@@ -6,6 +6,7 @@ The end-to-end proofs are the integration tests named in each docstring."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,8 @@ from typing import Any
 import faust
 import faust.transport.consumer as faust_consumer
 import pytest
+from aiokafka.util import commit_structure_validate
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AiokafkaConsumer
 from faust.types import TP
 from intervaltree import IntervalTree
@@ -20,8 +23,10 @@ from intervaltree import IntervalTree
 from processors.faust_workarounds import (
     TAIL_WAIT_S,
     UPSTREAM_ADD_GAP,
+    UPSTREAM_THREAD_COMMIT,
     OffsetGuard,
     PartitionedTable,
+    commit_nothing_when_all_revoked,
     flush_outputs_before_commit,
     ignore_gaps,
 )
@@ -208,3 +213,49 @@ def test_a_batch_a_rebalance_overtakes_stops_at_its_next_wait() -> None:
     assert asyncio.run(both()) == ["dropped", "done"]
     state["rebalancing"] = True
     assert not fence.begin()  # mid-rebalance: the batch may hold revoked partitions' records
+
+
+class StandInAiokafka:
+    """aiokafka's consumer as far as a commit goes: it validates the offsets as aiokafka does."""
+
+    def __init__(self) -> None:
+        self.committed: list[Any] = []
+
+    async def commit(self, offsets: Any) -> None:
+        self.committed.append(commit_structure_validate(offsets))
+
+
+def consumer_thread(assigned: set[TP]) -> tuple[Any, StandInAiokafka, list[BaseException]]:
+    thread: Any = object.__new__(AIOKafkaConsumerThread)
+    aiokafka = StandInAiokafka()
+    crashes: list[BaseException] = []
+
+    async def crash(exc: BaseException) -> None:
+        crashes.append(exc)
+
+    thread.assignment = lambda: assigned
+    thread._ensure_consumer = lambda: aiokafka
+    thread.tp_last_committed_at = {}
+    thread.crash = crash
+    thread.log = logging.getLogger("test")
+    return thread, aiokafka, crashes
+
+
+def test_a_commit_whose_partitions_were_all_revoked_does_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """faust-streaming#94: the consumer thread drops partitions revoked since Faust chose what
+    to commit; when that leaves none, aiokafka is handed {} and raises, and the worker crashes."""
+    upstream = UPSTREAM_THREAD_COMMIT
+    thread, aiokafka, crashes = consumer_thread(assigned=set())
+    assert asyncio.run(upstream(thread, {TOPIC: 5})) is False
+    assert [type(exc) for exc in crashes] == [ValueError]
+
+    monkeypatch.setattr(AIOKafkaConsumerThread, "_commit", upstream)
+    commit_nothing_when_all_revoked()
+    thread, aiokafka, crashes = consumer_thread(assigned=set())
+    assert asyncio.run(AIOKafkaConsumerThread._commit(thread, {TOPIC: 5})) is False
+    assert crashes == [] and aiokafka.committed == []
+    thread, aiokafka, crashes = consumer_thread(assigned={TOPIC})  # still assigned: committed
+    assert asyncio.run(AIOKafkaConsumerThread._commit(thread, {TOPIC: 5})) is True
+    assert crashes == [] and len(aiokafka.committed) == 1
