@@ -220,10 +220,11 @@ def free_port() -> int:
 
 
 def start_worker(
-    kafka: KafkaSettings, data_dir: Path, port: int, index: int, *, idle_stop_s: float = 0
-) -> subprocess.Popen[bytes]:
-    """A `jobtrail processors` worker; it stops once idle for `idle_stop_s` (else IDLE_STOP_S),
-    or runs until stopped when that is negative."""
+    kafka: KafkaSettings, data_dir: Path, port: int, index: int, *,
+    idle_stop_s: float = IDLE_STOP_S,
+) -> subprocess.Popen[bytes]:  # fmt: skip
+    """A `jobtrail processors` worker; it stops once idle for `idle_stop_s` (0: runs until
+    stopped, as `--idle-stop-s 0` means)."""
     env = {
         **os.environ,
         "JOBTRAIL_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
@@ -234,8 +235,7 @@ def start_worker(
     # The metrics port is on, unlike a quiet `--metrics-port 0` run: Faust commits offsets only
     # every few seconds, too coarse to time from; its consumed-records counter moves per record.
     command = [sys.executable, "-m", "jobtrail.cli", "processors"]
-    idle_stop = 0 if idle_stop_s < 0 else idle_stop_s or IDLE_STOP_S
-    command += ["--metrics-port", str(port), "--idle-stop-s", str(idle_stop)]
+    command += ["--metrics-port", str(port), "--idle-stop-s", str(idle_stop_s)]
     with (data_dir / f"worker-{index}.log").open("wb") as log:  # the child keeps its own descriptor
         return subprocess.Popen(
             command, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=log

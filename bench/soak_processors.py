@@ -145,7 +145,7 @@ def drive(soak: Soak, args: argparse.Namespace, duration: float) -> None:
     producer.start()
     began = time.monotonic()
     ports = {"a": free_port(), "b": free_port()}
-    a = start_worker(kafka, data_dir, ports["a"], 0, idle_stop_s=-1)
+    a = start_worker(kafka, data_dir, ports["a"], 0, idle_stop_s=0)
     b: subprocess.Popen[bytes] | None = None
     next_kill, next_sample = began + args.kill_every_s, began
     try:
@@ -156,11 +156,11 @@ def drive(soak: Soak, args: argparse.Namespace, duration: float) -> None:
                 a.wait()
                 soak.kills += 1
                 print(f"  {elapsed / 60:5.1f} min: worker a killed (-9) and started again")
-                a = start_worker(kafka, data_dir, ports["a"], 10 + soak.kills, idle_stop_s=-1)
+                a = start_worker(kafka, data_dir, ports["a"], 10 + soak.kills, idle_stop_s=0)
                 next_kill += args.kill_every_s
             if b is None and 0.3 <= elapsed / duration < 0.6:
                 print(f"  {elapsed / 60:5.1f} min: worker b joins")
-                b = start_worker(kafka, data_dir, ports["b"], 1, idle_stop_s=-1)
+                b = start_worker(kafka, data_dir, ports["b"], 1, idle_stop_s=0)
             if b is not None and b.poll() is None and elapsed / duration >= 0.6:
                 print(f"  {elapsed / 60:5.1f} min: worker b leaves")
                 b.send_signal(signal.SIGTERM)

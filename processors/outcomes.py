@@ -102,7 +102,7 @@ class _RunningCounter:
         self._starts = sorted(start for start, _ in started)
         # Ended before t: a span with start <= end is gone once end < t; a span whose end
         # precedes its start (clock skew) never ran by this definition, once it has started.
-        self._ends = sorted(min(start + expiry_ms, end if end is not None else start + expiry_ms)
+        self._ends = sorted(start + expiry_ms if end is None else min(end, start + expiry_ms)
                             for start, end in started if end is None or end >= start)  # fmt: skip
         self._skewed = sorted(start for start, end in started if end is not None and end < start)
 

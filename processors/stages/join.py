@@ -102,9 +102,7 @@ class JoinStage:
         """Drops the joined rows a horizon older than the partition's latest end."""
         heap, now = self._due.get(partition, []), self._latest.get(partition)
         while heap and now is not None and heap[0][0] < now:
-            _, member = heapq.heappop(heap)
-            if self._table.get(member) is not None:
-                self._table.delete(partition, member)
+            self._table.delete(partition, heapq.heappop(heap)[1])  # gone already: a no-op
 
     def _load(self) -> None:
         """After a (re)start or a rebalance: the expiry queue from the joined rows the table

@@ -66,7 +66,9 @@ class Table(Protocol):
 
     def put(self, partition: int, key: str, value: Any) -> None: ...
 
-    def delete(self, partition: int, key: str) -> None: ...
+    def delete(self, partition: int, key: str) -> None:
+        """Removes the row; a key that is not there is left alone (nothing is written)."""
+        ...
 
 
 class MemoryTable(dict[str, Any]):
