@@ -43,8 +43,9 @@ from typing import Any, cast
 
 import faust
 import faust.transport.consumer as faust_consumer
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from processors.stages.ports import Sink
 from processors.topology import app_id
@@ -80,12 +81,43 @@ def commit_nothing_when_all_revoked() -> None:
     AIOKafkaConsumerThread._commit = commit  # type: ignore[method-assign]
 
 
+# Answers that mean the group's coordinator is moving or loading (after a broker restart or
+# stall, say), not that the question is wrong: asked again, they pass.
+COORDINATOR_NOT_READY = frozenset({
+    KafkaError.NOT_COORDINATOR,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+    KafkaError._WAIT_COORD,
+})  # fmt: skip
+COMMITTED_RETRY_S = 60.0
+
+
+def is_coordinator_not_ready(error: BaseException) -> bool:
+    """Whether a committed-offsets lookup that raised `error` may pass when asked again."""
+    if not isinstance(error, KafkaException):
+        return False
+    kafka_error = error.args[0] if error.args else None
+    return isinstance(kafka_error, KafkaError) and (
+        kafka_error.code() in COORDINATOR_NOT_READY or kafka_error.retriable()
+    )
+
+
 def committed_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int | None]:
-    """The processors group's committed offset of each partition (None: nothing committed)."""
+    """The processors group's committed offset of each partition (None: nothing committed).
+    Asked again, with back-off, for up to `COMMITTED_RETRY_S` while the coordinator moves."""
     consumer = Consumer(consumer_config(kafka, app_id(kafka)))
     try:
         wanted = [TopicPartition(topic, partition) for partition in range(kafka.partitions)]
-        committed = consumer.committed(wanted, timeout=10)
+        for attempt in Retrying(
+            retry=retry_if_exception(is_coordinator_not_ready),
+            stop=stop_after_delay(COMMITTED_RETRY_S),
+            wait=wait_exponential_jitter(initial=0.1, max=2.0),
+            reraise=True,
+        ):
+            with attempt:
+                committed = consumer.committed(wanted, timeout=10)
         return {tp.partition: None if tp.offset < 0 else int(tp.offset) for tp in committed}
     finally:
         consumer.close()

@@ -15,11 +15,13 @@ import faust
 import faust.transport.consumer as faust_consumer
 import pytest
 from aiokafka.util import commit_structure_validate
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AiokafkaConsumer
 from faust.types import TP
 from intervaltree import IntervalTree
 
+from processors import faust_workarounds
 from processors.faust_workarounds import (
     TAIL_WAIT_S,
     UPSTREAM_ADD_GAP,
@@ -27,8 +29,10 @@ from processors.faust_workarounds import (
     OffsetGuard,
     PartitionedTable,
     commit_nothing_when_all_revoked,
+    committed_offsets,
     flush_outputs_before_commit,
     ignore_gaps,
+    is_coordinator_not_ready,
 )
 from processors.harness import MemorySink
 from processors.shell import FencedSink, RebalanceFence
@@ -259,3 +263,45 @@ def test_a_commit_whose_partitions_were_all_revoked_does_nothing(
     thread, aiokafka, crashes = consumer_thread(assigned={TOPIC})  # still assigned: committed
     assert asyncio.run(AIOKafkaConsumerThread._commit(thread, {TOPIC: 5})) is True
     assert crashes == [] and len(aiokafka.committed) == 1
+
+
+class CoordinatorMoving:
+    """Stands in for librdkafka's Consumer: its first `committed` calls fail the way a broker
+    answers while the group's coordinator moves (seen in CI after a broker's SIGSTOP)."""
+
+    failures = 2
+    calls = 0
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        pass
+
+    def committed(self, wanted: list[Any], timeout: float) -> list[Any]:
+        type(self).calls += 1
+        if type(self).calls <= self.failures:
+            raise KafkaException(KafkaError(KafkaError.NOT_COORDINATOR))
+        return [TopicPartition(tp.topic, tp.partition, 5 if tp.partition == 0 else -1001)
+                for tp in wanted]  # fmt: skip
+
+    def close(self) -> None:
+        pass
+
+
+def test_committed_offsets_asks_again_while_the_coordinator_moves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(faust_workarounds, "Consumer", CoordinatorMoving)
+    CoordinatorMoving.calls = 0
+    offsets = committed_offsets(KafkaSettings(partitions=2), "job-events")
+    assert offsets == {0: 5, 1: None}
+    assert CoordinatorMoving.calls == 3
+
+
+def test_a_wrong_question_is_not_asked_again() -> None:
+    assert is_coordinator_not_ready(KafkaException(KafkaError(KafkaError.NOT_COORDINATOR)))
+    assert is_coordinator_not_ready(
+        KafkaException(KafkaError(KafkaError.COORDINATOR_LOAD_IN_PROGRESS))
+    )
+    assert not is_coordinator_not_ready(
+        KafkaException(KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED))
+    )
+    assert not is_coordinator_not_ready(ValueError("not Kafka"))
