@@ -12,12 +12,16 @@ issue. Nothing else in processors/ touches a Faust internal.
    also drops records of partitions no longer assigned: Faust clears the agents' queues on a
    revocation, but not a batch already taken from one. A skip at a partition's tail shows no
    later record to reveal it: `OffsetGuard.check_tail` rewinds a partition fetched past its
-   next offset that has not moved for `TAIL_WAIT_S`.
+   next offset that has not moved for `TAIL_WAIT_S`. Not every gap is records dropped: a
+   transaction's marker takes an offset too, and read_committed skips aborted records. The guard
+   asks the broker what lies in a gap (`processors.offset_probe`) and takes a gap of nothing
+   readable as the next run; likewise a tail of markers is caught up, not lag.
 3. `flush_outputs_before_commit`: the processors produce through librdkafka (`processors.output`),
    which Faust knows nothing of; its pre-commit flush must flush ours too, or a commit could pass
    a record whose output is still in a buffer. Under exactly_once Faust commits its transactions
-   without that flush, so the transaction commit is wrapped too. (Our outputs are not in Faust's
-   transactions: under exactly_once they are delivered at least once, never lost.)
+   without any flush, not even of its own buffer, where table writes wait: a row written before
+   the commit could land in the next transaction, after the offsets that say it is done. So the
+   transaction commit is wrapped too, and flushes both.
 4. `fetch_flags`: for the stall warning, which of Faust's private sets a partition is in.
 5. `PartitionedTable`: a stage writes its rows after a whole batch, for the partition it names,
    outside any one event's iteration (Faust takes the partition from the event being iterated:
@@ -31,6 +35,14 @@ issue. Nothing else in processors/ touches a Faust internal.
    thread for those revoked meanwhile (faust-streaming#94, #95), and when none is left it hands
    aiokafka an empty commit, which raises ValueError({}) and crashes the worker (seen with two
    workers in `make bench-processors`). Nothing to commit is now nothing done.
+7. `commit_between_batches` (exactly_once): Faust commits from a timer and from its fetcher,
+   whenever they run. A transaction committed while a batch is half done would commit what the
+   batch has sent so far with the offsets from before it; after a crash the batch is read again
+   and its outputs come twice. Faust has no notion of a batch, so its consumer's commit is
+   wrapped to wait for the batches in flight and to hold new ones back until it is done
+   (`CommitGate`). And `has_transaction`: Faust's producer sends in a named transaction (its
+   public `send`), but whether that transaction is open (this worker owns its partition) is in a
+   private map.
 """
 
 from __future__ import annotations
@@ -38,8 +50,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, cast
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, Protocol, cast
 
 import faust
 import faust.transport.consumer as faust_consumer
@@ -47,6 +61,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
+from processors.offset_probe import Readable
 from processors.stages.ports import Sink
 from processors.topology import app_id
 from streams.kafka_config import consumer_config
@@ -113,7 +128,7 @@ def committed_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int | None]
         for attempt in Retrying(
             retry=retry_if_exception(is_coordinator_not_ready),
             stop=stop_after_delay(COMMITTED_RETRY_S),
-            wait=wait_exponential_jitter(initial=0.1, max=2.0),
+            wait=wait_exponential_jitter(multiplier=0.1, max=2.0, jitter=0.1),
             reraise=True,
         ):
             with attempt:
@@ -126,6 +141,15 @@ def committed_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int | None]
 # Fetched past the next offset to process, with nothing processed from it for this long: the
 # fetched records were dropped (an agent takes a batch every 50 ms or so when it has records).
 TAIL_WAIT_S = 10.0
+# Nothing processed from a partition fetched past its next offset for this long: worth asking
+# whether the rest is transaction markers (then it is not lag: the partition is caught up).
+MARKER_WAIT_S = 1.0
+
+
+class GapProbe(Protocol):
+    """What lies in a gap of offsets (`processors.offset_probe.OffsetProbe`)."""
+
+    async def first_readable_async(self, topic: str, partition: int, offset: int) -> Readable: ...
 
 
 class OffsetGuard:
@@ -133,14 +157,17 @@ class OffsetGuard:
     partition to the first missing offset, and the records after it are dropped unacknowledged
     (they come again). Also where the worker's processed positions are kept (lag, idle)."""
 
-    def __init__(self, app: faust.App, kafka: KafkaSettings, on_rewind: Callable[[str], None]):
+    def __init__(self, app: faust.App, kafka: KafkaSettings, on_rewind: Callable[[str], None],
+                 probe: GapProbe | None = None) -> None:  # fmt: skip
         self._app = app
         self._kafka = kafka
         self._on_rewind = on_rewind
+        self._probe = probe  # None: every gap is records dropped (no transactions anywhere)
         self.processed: dict[tuple[str, int], int] = {}  # last offset processed
         self._rewound: dict[tuple[str, int], int] = {}
         self._starts: dict[tuple[str, int], int] = {}
         self._tails: dict[tuple[str, int], tuple[int, float]] = {}  # next offset, since when
+        self._explained: dict[tuple[str, int], tuple[int, int]] = {}  # last gap of no records
 
     def forget(self) -> None:
         """After a rebalance positions start over from the commits (another worker may have
@@ -149,6 +176,7 @@ class OffsetGuard:
         self._rewound.clear()
         self._starts.clear()
         self._tails.clear()
+        self._explained.clear()
 
     async def in_order(self, events: Sequence[Any]) -> list[Any]:
         """The events that are next on their partitions, in the order given."""
@@ -168,7 +196,9 @@ class OffsetGuard:
             if key not in expected:
                 last = self.processed.get(key)
                 expected[key] = last + 1 if last is not None else await self.start_of(message.tp)
-            if message.offset <= expected[key]:  # the next one, or a redelivery after a seek
+            if message.offset <= expected[key] or await self._nothing_readable_between(
+                message.tp, expected[key], message.offset
+            ):  # the next one, a redelivery after a seek, or the next past transaction markers
                 expected[key] = message.offset + 1
                 kept.append(event)
                 advanced.add(key)
@@ -180,6 +210,35 @@ class OffsetGuard:
         for key in advanced:
             self.processed[key] = expected[key] - 1
         return kept
+
+    async def _readable_from(self, tp: Any, expected: int) -> Readable | None:
+        """What the consumer meets first from `expected` on (None: no probe, or no answer)."""
+        if self._probe is None:
+            return None
+        try:
+            return await self._probe.first_readable_async(tp.topic, tp.partition, expected)
+        except Exception as exc:  # unexplained, so treated as records dropped: rewound
+            log.warning("could not ask what lies at %s[%s]@%s: %r", tp.topic, tp.partition,
+                        expected, exc)  # fmt: skip
+            return None
+
+    async def _nothing_readable_between(self, tp: Any, expected: int, offset: int) -> bool:
+        """Whether the record at `offset` is the first the consumer meets from `expected` on
+        (the gap is transaction markers or aborted records). Asked of the broker once per gap."""
+        key = (tp.topic, tp.partition)
+        if self._explained.get(key) == (expected, offset):
+            return True
+        readable = await self._readable_from(tp, expected)
+        if readable is None or readable.end or readable.offset != offset:
+            return False
+        self._explained[key] = (expected, offset)
+        return True
+
+    async def _end_past(self, tp: Any, expected: int) -> int | None:
+        """The partition's end, when nothing readable lies between `expected` and it and it is
+        further on (a tail of transaction markers, or of aborted records)."""
+        readable = await self._readable_from(tp, expected)
+        return readable.offset if readable and readable.end and readable.offset > expected else None
 
     async def _rewind(self, message: Any, expected: int) -> None:
         key = (message.topic, message.partition)
@@ -194,20 +253,26 @@ class OffsetGuard:
         await self._app.consumer.seek_wait({message.tp: expected})
 
     async def check_tail(self, tp: Any, now: float) -> None:
-        """Rewinds `tp` if the consumer has fetched past its next offset and that offset has
-        not moved for `TAIL_WAIT_S`: records dropped at the end of what was fetched, which no
-        later record reveals (a partition read to its end after a restart stalls for good)."""
+        """For a partition whose next offset has not moved while there is more: once that has
+        lasted `MARKER_WAIT_S`, if all that is left is transaction markers (or aborted records),
+        it is caught up; once it has lasted `TAIL_WAIT_S` with the consumer fetched past it, it
+        is rewound: records dropped at the end of what was fetched, which no later record
+        reveals (a partition read to its end after a restart would stall for good)."""
         key = (tp.topic, tp.partition)
         expected = await self.next_offset(tp)
         consumer: Any = self._app.consumer
         position = await consumer.position(tp)
-        if tp not in consumer.assignment() or position is None or position <= expected:
+        ends = [offset for offset in (position, consumer.highwater(tp)) if offset is not None]
+        if tp not in consumer.assignment() or not ends or max(ends) <= expected:
             self._tails.pop(key, None)
             return
         offset, since = self._tails.setdefault(key, (expected, now))
         if offset != expected:
             self._tails[key] = (expected, now)
-        elif now - since >= TAIL_WAIT_S:
+        elif now - since >= MARKER_WAIT_S and (end := await self._end_past(tp, expected)):
+            self._tails.pop(key, None)
+            self.processed[key] = end - 1
+        elif position is not None and position > expected and now - since >= TAIL_WAIT_S:
             self._tails[key] = (expected, now)
             self._on_rewind(tp.topic)
             log.warning("records %s..%s of %s[%s] were fetched but never handed over: rewinding",
@@ -251,11 +316,87 @@ def flush_outputs_before_commit(app: faust.App, flush: Callable[[], Awaitable[No
         await faust_flush()
 
     async def flush_then_commit_transactions(*args: Any, **kwargs: Any) -> None:
-        await flush()
+        await flush_both()
         await commit_transactions(*args, **kwargs)
 
     producer.flush = flush_both
     producer.commit_transactions = flush_then_commit_transactions
+
+
+class CommitGate:
+    """Batches run side by side; a commit waits for those in flight and holds new ones back
+    until it is done (a commit waiting goes first, or a busy worker would never commit)."""
+
+    def __init__(self) -> None:
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._open = asyncio.Event()
+        self._open.set()
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Calls `callback` after each commit, before any batch runs again: what every batch so
+        far did is committed then."""
+        self._after_commit.append(callback)
+
+    def committed(self) -> None:
+        for callback in self._after_commit:
+            callback()
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        while not self._open.is_set():
+            await self._open.wait()
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    @asynccontextmanager
+    async def commit(self) -> AsyncIterator[None]:
+        while not self._open.is_set():
+            await self._open.wait()
+        self._open.clear()
+        try:
+            await self._idle.wait()
+            yield
+        finally:
+            self._open.set()
+
+
+# Each app's gate, for the process-wide wrapper below (an app's consumer must not be touched
+# before its worker starts: Faust decides once, on first use, whether it runs in transactions).
+_GATES: weakref.WeakKeyDictionary[faust.App, CommitGate] = weakref.WeakKeyDictionary()
+UPSTREAM_COMMIT = faust_consumer.Consumer.commit
+
+
+def commit_between_batches(app: faust.App, gate: CommitGate) -> None:
+    """Makes every commit of the app's consumer (timer, fetcher, stop) go through `gate`
+    (process-wide, like `ignore_gaps`; consumers of other apps commit as Faust does)."""
+    _GATES[app] = gate
+
+    async def commit(self: Any, *args: Any, **kwargs: Any) -> bool:
+        app_gate = _GATES.get(self.app)
+        if app_gate is None:
+            return bool(await UPSTREAM_COMMIT(self, *args, **kwargs))
+        async with app_gate.commit():
+            did_commit = bool(await UPSTREAM_COMMIT(self, *args, **kwargs))
+            if did_commit:
+                app_gate.committed()
+            return did_commit
+
+    faust_consumer.Consumer.commit = commit  # type: ignore[method-assign]
+
+
+def has_transaction(app: faust.App, transactional_id: str) -> bool:
+    """Whether Faust's producer has the transaction open (the worker owns its partition)."""
+    producer: Any = app.producer
+    return transactional_id in producer._transaction_producers
 
 
 class PartitionedTable(faust.Table):  # type: ignore[type-arg]

@@ -23,9 +23,11 @@ from intervaltree import IntervalTree
 
 from processors import faust_workarounds
 from processors.faust_workarounds import (
+    MARKER_WAIT_S,
     TAIL_WAIT_S,
     UPSTREAM_ADD_GAP,
     UPSTREAM_THREAD_COMMIT,
+    CommitGate,
     OffsetGuard,
     PartitionedTable,
     commit_nothing_when_all_revoked,
@@ -35,8 +37,12 @@ from processors.faust_workarounds import (
     is_coordinator_not_ready,
 )
 from processors.harness import MemorySink
+from processors.offset_probe import Readable
+from processors.output import OutputDeliveryError
 from processors.shell import FencedSink, RebalanceFence
 from processors.stages.ports import Rebalanced
+from processors.transactional_output import TransactionalOutput
+from streams.dlq import DeadLetter
 from streams.settings import KafkaSettings
 
 TOPIC = TP("job-events", 0)
@@ -91,9 +97,13 @@ class StandInConsumer:
         self.assigned = assigned
         self.seeks: list[dict[TP, int]] = []
         self.fetched_to = 0
+        self.high: int | None = None
 
     def assignment(self) -> set[TP]:
         return self.assigned
+
+    def highwater(self, tp: TP) -> int | None:
+        return self.high
 
     async def position(self, tp: TP) -> int:
         return self.fetched_to
@@ -163,7 +173,7 @@ class StandInProducer:
 
 def test_outputs_are_flushed_before_either_kind_of_commit() -> None:
     """At least once Faust flushes its producer before committing offsets; exactly once it
-    commits its transactions without that flush. Ours goes first in both."""
+    commits its transactions without any flush. Ours goes first in both."""
     calls: list[str] = []
     app: Any = type("App", (), {"producer": StandInProducer(calls)})()
 
@@ -173,7 +183,9 @@ def test_outputs_are_flushed_before_either_kind_of_commit() -> None:
     flush_outputs_before_commit(app, ours)
     asyncio.run(app.producer.flush())
     asyncio.run(app.producer.commit_transactions({}, "group"))
-    assert calls == ["our flush", "faust flush", "our flush", "commit transactions"]
+    # Exactly once, Faust's own buffer too: table rows wait there, and must be in the
+    # transaction that commits the offsets saying they are done.
+    assert calls == ["our flush", "faust flush"] * 2 + ["commit transactions"]
 
 
 def test_a_partitioned_table_writes_the_row_for_the_partition_named() -> None:
@@ -305,3 +317,143 @@ def test_a_wrong_question_is_not_asked_again() -> None:
         KafkaException(KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED))
     )
     assert not is_coordinator_not_ready(ValueError("not Kafka"))
+
+
+class StandInProbe:
+    """The broker's answer to "what lies at this offset" (`processors.offset_probe`): a set of
+    offsets that hold readable records, up to an end."""
+
+    def __init__(self, readable: set[int], end: int) -> None:
+        self.readable = readable
+        self.end = end
+        self.asked: list[int] = []
+
+    async def first_readable_async(self, topic: str, partition: int, offset: int) -> Readable:
+        self.asked.append(offset)
+        after = sorted(o for o in self.readable if o >= offset)
+        return Readable(after[0]) if after else Readable(self.end, end=True)
+
+
+def test_a_gap_of_transaction_markers_is_not_a_skip() -> None:
+    """Exactly once, each transaction's commit marker takes an offset (5, 6: two transactions
+    committed), and read_committed skips aborted records: 7 comes right after 4 with nothing
+    lost. The guard asks the broker once and lets 7 through; a gap that does hold a record
+    (9 readable, 10 handed over) is rewound as before."""
+    consumer = StandInConsumer({TOPIC})
+    app: Any = type("App", (), {"consumer": consumer})()
+    probe = StandInProbe(readable={3, 4, 7, 8, 9, 10}, end=11)
+    guard = OffsetGuard(app, KafkaSettings(), on_rewind=lambda topic: None, probe=probe)
+    guard.processed[TOPIC.topic, 0] = 2
+    kept = asyncio.run(guard.in_order(events(0, 3, 4, 7, 8)))
+    assert [event.message.offset for event in kept] == [3, 4, 7, 8]
+    assert consumer.seeks == [] and probe.asked == [5]
+    kept = asyncio.run(guard.in_order(events(0, 10)))  # 9 was dropped
+    assert kept == [] and consumer.seeks == [{TOPIC: 9}]
+
+
+def test_a_tail_of_transaction_markers_is_caught_up() -> None:
+    """The last transaction's marker at offset 5, after records up to 4: the high watermark is
+    6, yet nothing is left to read. Once the next offset has stood still for `MARKER_WAIT_S` the
+    guard asks, and the partition counts as caught up (else the worker never went idle); an
+    open transaction's records past the last stable offset are still to come."""
+    consumer = StandInConsumer({TOPIC})
+    app: Any = type("App", (), {"consumer": consumer})()
+    guard = OffsetGuard(app, KafkaSettings(), on_rewind=lambda topic: None,
+                        probe=StandInProbe(readable=set(), end=6))  # fmt: skip
+    guard.processed[TOPIC.topic, 0] = 4
+    consumer.fetched_to, consumer.high = 6, 6
+    asyncio.run(guard.check_tail(TOPIC, 0.0))
+    assert asyncio.run(guard.next_offset(TOPIC)) == 5
+    asyncio.run(guard.check_tail(TOPIC, MARKER_WAIT_S))
+    assert asyncio.run(guard.next_offset(TOPIC)) == 6 and consumer.seeks == []
+    # Last stable offset 8, high watermark 12: caught up to 8 only.
+    guard = OffsetGuard(app, KafkaSettings(), on_rewind=lambda topic: None,
+                        probe=StandInProbe(readable=set(), end=8))  # fmt: skip
+    guard.processed[TOPIC.topic, 0] = 6
+    consumer.fetched_to, consumer.high = 8, 12
+    for now in (0.0, MARKER_WAIT_S):
+        asyncio.run(guard.check_tail(TOPIC, now))
+    assert asyncio.run(guard.next_offset(TOPIC)) == 8
+
+
+def test_a_commit_waits_for_the_batches_in_flight_and_holds_new_ones_back() -> None:
+    """Exactly once, a transaction committed while a batch is half done would commit that
+    batch's outputs with the offsets from before it (read again after a crash: sent twice)."""
+    gate = CommitGate()
+    order: list[str] = []
+
+    async def batch(name: str, steps: int) -> None:
+        async with gate.batch():
+            order.append(f"{name} starts")
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            order.append(f"{name} acks")
+
+    async def commit() -> None:
+        async with gate.commit():
+            order.append("commit")
+            await asyncio.sleep(0)
+
+    async def scenario() -> None:
+        first = asyncio.create_task(batch("a", 5))
+        await asyncio.sleep(0)  # a is in flight
+        committing = asyncio.create_task(commit())
+        await asyncio.sleep(0)  # the commit waits for a
+        second = asyncio.create_task(batch("b", 1))
+        await asyncio.gather(first, committing, second)
+
+    asyncio.run(scenario())
+    assert order == ["a starts", "a acks", "commit", "b starts", "b acks"]
+
+
+class StandInTransactions:
+    """Faust's producer under exactly_once: a send names its transaction, which must be open."""
+
+    def __init__(self) -> None:
+        self._transaction_producers = {"app-0-5": object(), "app-0-1": object()}
+        self.sent: list[tuple[str, str, int | None]] = []
+        self.fail = False
+
+    async def send(self, topic: str, key: bytes | None, value: bytes | None,
+                   partition: int | None, timestamp: float | None, headers: Any, *,
+                   transactional_id: str) -> asyncio.Future[None]:  # fmt: skip
+        if self.fail:
+            raise RuntimeError("broker gone")
+        self.sent.append((transactional_id, topic, partition))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def test_exactly_once_an_output_goes_in_its_source_partitions_transaction() -> None:
+    """Faust would pick the transaction of the destination partition; an output must commit
+    with the offsets of the records it derives from. Outside a batch (timers) the librdkafka
+    output takes it. An output of a transaction this worker no longer has (revoked) is dropped;
+    a failure fails every later flush, so no transaction commits after it."""
+    transactions = StandInTransactions()
+    assignor = type("Assignor", (), {"group_for_topic": lambda self, topic: 0})()
+    conf = type("Conf", (), {"id": "app"})()
+    app: Any = type("App", (), {"producer": transactions, "assignor": assignor, "conf": conf})()
+    outside = MemorySink()
+    output = TransactionalOutput(app, outside, max_message_bytes=1_000_000)
+    with output.source("job-events", 5):
+        output.send("sightings", None, b"s", partition=0)
+        output.send_dead_letter("dlq", DeadLetter("invalid", "bad", "job-events", 5, 9, None, b"x"))
+    with output.source("job-events", 7):  # revoked meanwhile: its transaction is gone
+        output.send("sightings", None, b"r", partition=2)
+    output.send("edges", None, b"mark", partition=2)  # a timer's: no source
+    assert transactions.sent == []  # buffered until the stage waits or Faust commits
+    asyncio.run(output.delivered())
+    assert transactions.sent == [("app-0-5", "sightings", 0), ("app-0-5", "dlq", None)]
+    assert outside.logs["edges", 2] == [(None, b"mark")] and outside.flushes == 1
+    with output.source("job-events", 1):
+        output.send("sightings", None, b"t", partition=1)
+    output.discard()  # revoked: read again by the next owner
+    asyncio.run(output.delivered())
+    assert len(transactions.sent) == 2
+    transactions.fail = True
+    with output.source("job-events", 1):
+        output.send("sightings", None, b"u", partition=1)
+    for _ in range(2):
+        with pytest.raises(OutputDeliveryError):
+            asyncio.run(output.delivered())

@@ -1,0 +1,95 @@
+"""Asks the broker what lies in a gap of offsets: the first record a consumer would be handed at
+or after an offset.
+
+Offsets are not all records. A transaction's commit or abort marker takes an offset, and under
+`read_committed` an aborted transaction's records are skipped too, so two records handed out one
+after the other can be several offsets apart with nothing lost between them. Under exactly_once
+the processors write their own topics in transactions, and any producer of job-events may use
+them. The offset guard (`processors.faust_workarounds.OffsetGuard`) must tell such a gap from
+records Faust dropped, which are readable and must be read again: it asks here.
+
+One librdkafka consumer, no group, assigned to the partition in question for each question;
+questions are rare (a gap, a tail the fetcher read past), so they run one at a time, off the
+event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from streams.kafka_config import consumer_config
+from streams.settings import KafkaSettings
+
+PROBE_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Readable:
+    """What a consumer reading from an offset meets first: the record at `offset`, or, with
+    `end`, the partition's end at `offset` (nothing readable before it)."""
+
+    offset: int
+    end: bool = False
+
+
+class ProbeTimeoutError(Exception):
+    """The broker did not answer in time: the caller treats the gap as unexplained."""
+
+
+class OffsetProbe:
+    def __init__(self, kafka: KafkaSettings, group_id: str, *, read_committed: bool) -> None:
+        self._config = consumer_config(
+            kafka, group_id,
+            **{"isolation.level": "read_committed" if read_committed else "read_uncommitted",
+               "enable.partition.eof": True,
+               "fetch.wait.max.ms": 10})  # fmt: skip
+        self._consumer: Consumer | None = None
+        self._lock = threading.Lock()
+
+    def first_readable(self, topic: str, partition: int, offset: int,
+                       timeout_s: float = PROBE_TIMEOUT_S) -> Readable:  # fmt: skip
+        """The first record handed out at or after `offset`, or the partition's end when there
+        is none before it (read_committed: the last stable offset; an open transaction's
+        records lie past it)."""
+        with self._lock:
+            consumer = self._require()
+            consumer.assign([TopicPartition(topic, partition, offset)])
+            try:
+                deadline = time.monotonic() + timeout_s
+                while time.monotonic() < deadline:
+                    message = consumer.poll(0.2)
+                    if message is None:
+                        continue
+                    error, at = message.error(), message.offset()
+                    if error is None and at is not None:
+                        return Readable(at)
+                    if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                        return Readable(offset if at is None else at, end=True)
+                    if error is None:
+                        continue
+                    if error.fatal() or not error.retriable():
+                        raise KafkaException(error)
+                raise ProbeTimeoutError(f"{topic}[{partition}]@{offset}: no answer in {timeout_s}s")
+            finally:
+                consumer.unassign()
+
+    async def first_readable_async(self, topic: str, partition: int, offset: int) -> Readable:
+        return await asyncio.get_running_loop().run_in_executor(
+            None, self.first_readable, topic, partition, offset
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            if self._consumer is not None:
+                self._consumer.close()
+                self._consumer = None
+
+    def _require(self) -> Consumer:
+        if self._consumer is None:
+            self._consumer = Consumer(self._config)
+        return self._consumer
