@@ -131,8 +131,8 @@ bench-api: setup infra-up ## every API route under 50 clients (wrk) over the rea
 	@command -v wrk >/dev/null || (apt-get install -y -qq wrk >/dev/null || sudo apt-get install -y -qq wrk >/dev/null)
 	$(BIN)/python -m bench.api $(BENCH_API_ARGS)
 
-bench-processors: setup infra-up ## Faust processors (ingest, end to end) vs a bare confluent-kafka stage-1 loop
-	$(BIN)/python -m bench.processors
+bench-processors: setup infra-up ## Faust processors (ingest, end to end) vs a bare confluent-kafka stage-1 loop; BENCH_ARGS="--guarantee exactly_once"
+	$(BIN)/python -m bench.processors $(BENCH_ARGS)
 
 soak-processors: setup infra-up ## 20 min: a hot job name at 100 ends/s, kill -9 every 5 min, a second worker in and out; SOAK_ARGS="--minutes 5"
 	$(BIN)/python -m bench.soak_processors $(SOAK_ARGS)

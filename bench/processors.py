@@ -50,7 +50,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import REPO_ROOT, Measurement, write_result
@@ -266,9 +273,31 @@ def written(consumer: Consumer, topic: str, partitions: int) -> int:
     )
 
 
+class CommittedCount:
+    """Records of `topic` a read_committed consumer has seen so far. Under exactly_once the high
+    watermarks also count transaction markers and records of open transactions, so the outcomes
+    are counted this way instead (a consumer outside any group, reading from the start)."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+        self._consumer = Consumer({**common_config(kafka, "bench"),
+                                   "group.id": f"bench-{uuid.uuid4()}",
+                                   "isolation.level": "read_committed"})  # fmt: skip
+        self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
+                               for p in range(kafka.partitions)])  # fmt: skip
+        self.seen = 0
+
+    def __call__(self) -> int:
+        while batch := self._consumer.consume(10_000, 0.05):
+            self.seen += sum(1 for message in batch if message.error() is None)
+        return self.seen
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
 def take_sample(
     last: Sample, running: Sequence[bool], ports: Sequence[int], watcher: Consumer,
-    kafka: KafkaSettings,
+    kafka: KafkaSettings, committed: CommittedCount | None,
 ) -> Sample:  # fmt: skip
     """The counts now; a worker that has exited (or not yet serves) keeps its last count."""
     catalog = topic_catalog(kafka.topic_prefix)
@@ -278,7 +307,8 @@ def take_sample(
          if alive else None) or previous
         for port, alive, previous in zip(ports, running, last.consumed, strict=True)
     )  # fmt: skip
-    outcomes = written(watcher, catalog.attempt_outcomes.name, kafka.partitions)
+    outcomes = (committed() if committed is not None
+                else written(watcher, catalog.attempt_outcomes.name, kafka.partitions))  # fmt: skip
     at = (before + time.monotonic()) / 2  # the readings take a few milliseconds
     return Sample(at, consumed, outcomes)
 
@@ -289,12 +319,15 @@ def watch_workers(
     """Samples the workers until all exit (each stops itself once idle), plus once after."""
     # A consumer outside any group, only for watermark queries: it never joins or commits.
     watcher = Consumer({**common_config(kafka, "bench"), "group.id": f"bench-{uuid.uuid4()}"})
+    exactly_once = os.environ.get("JOBTRAIL_PROCESSORS_PROCESSING_GUARANTEE") == "exactly_once"
+    outcomes_topic = topic_catalog(kafka.topic_prefix).attempt_outcomes.name
+    committed = CommittedCount(kafka, outcomes_topic) if exactly_once else None
     samples = [Sample(time.monotonic(), (0,) * len(ports), 0)]
     moved_at = samples[0].at
     try:
         while True:
             running = [process.poll() is None for process in processes]
-            sample = take_sample(samples[-1], running, ports, watcher, kafka)
+            sample = take_sample(samples[-1], running, ports, watcher, kafka, committed)
             if (sample.consumed, sample.outcomes) != (samples[-1].consumed, samples[-1].outcomes):
                 moved_at = sample.at
             samples.append(sample)
@@ -307,6 +340,8 @@ def watch_workers(
             time.sleep(SAMPLE_S)
     finally:
         watcher.close()
+        if committed is not None:
+            committed.close()
 
 
 def reached(samples: Sequence[Sample], count: Callable[[Sample], int], target: int) -> float:
@@ -505,7 +540,13 @@ def main() -> None:
     parser.add_argument(
         "--no-scaling", action="store_true", help="skip the run with a second worker"
     )
+    parser.add_argument(
+        "--guarantee", choices=["at_least_once", "exactly_once"], default="at_least_once",
+        help="the workers' processing guarantee",
+    )  # fmt: skip
     args = parser.parse_args()
+    # Every worker the bench starts inherits this process's environment.
+    os.environ["JOBTRAIL_PROCESSORS_PROCESSING_GUARANTEE"] = args.guarantee
 
     print(f"preparing {args.events:,} demo events and their expected outcomes ...", flush=True)
     events = list(Workload(WorkloadConfig(jobs=None, events=args.events), seed=SEED).events())
@@ -523,6 +564,7 @@ def main() -> None:
         "processors",
         {
             "events": args.events,
+            "guarantee": args.guarantee,
             "attempt_outcomes": expected,
             "results": [r.as_dict() for r in results],
             "rounds": [

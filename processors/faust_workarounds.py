@@ -2,9 +2,10 @@
 issue. Nothing else in processors/ touches a Faust internal.
 
 1. `ignore_gaps`: Faust counts offsets missing between two fetched records as a gap and commits
-   past them as if acknowledged (meant for compacted topics and transaction markers, which our
-   topics do not have). Records Faust itself dropped around a (re)start became such a gap and
-   were committed unprocessed. faust-streaming/faust#606 (wrong offset commit with gaps), #378.
+   past them as if acknowledged (meant for compacted topics and transaction markers). Records
+   Faust itself dropped around a (re)start became such a gap too, and were committed
+   unprocessed: Faust cannot tell the two apart. The guard (2.) asks the broker which it is.
+   faust-streaming/faust#606 (wrong offset commit with gaps), #378.
 2. `OffsetGuard`: around a (re)start or rebalance Faust can hand a stream records past ones it
    dropped from its queues (prefetched before the seek to the committed offset), and nothing
    fetches the dropped ones again. faust-streaming/faust#216, #221. The guard checks each batch

@@ -49,7 +49,10 @@ class ProcessorSettings(BaseSettings):
         default=0.5, gt=0, description="How often partitions report their event-time progress"
     )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
-        default="at_least_once", description="Faust's processing guarantee"
+        default="at_least_once",
+        description="at_least_once: outputs never lost, some may come twice after a crash; "
+        "exactly_once: each output commits in the Kafka transaction of its source partition, "
+        "once for readers of committed records (slower)",
     )
     store: str = Field(
         default="memory://", description="Faust table store (tables recover from changelogs)"

@@ -20,8 +20,10 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AiokafkaConsumer
 from faust.types import TP
 from intervaltree import IntervalTree
+from prometheus_client import CollectorRegistry
 
 from processors import faust_workarounds
+from processors.app import create_app
 from processors.faust_workarounds import (
     MARKER_WAIT_S,
     TAIL_WAIT_S,
@@ -37,8 +39,10 @@ from processors.faust_workarounds import (
     is_coordinator_not_ready,
 )
 from processors.harness import MemorySink
+from processors.metrics import ProcessorMetrics
 from processors.offset_probe import Readable
 from processors.output import OutputDeliveryError
+from processors.settings import ProcessorSettings
 from processors.shell import FencedSink, RebalanceFence
 from processors.stages.ports import Rebalanced
 from processors.transactional_output import TransactionalOutput
@@ -457,3 +461,16 @@ def test_exactly_once_an_output_goes_in_its_source_partitions_transaction() -> N
     for _ in range(2):
         with pytest.raises(OutputDeliveryError):
             asyncio.run(output.delivered())
+
+
+def test_building_the_app_leaves_faust_to_decide_on_transactions_in_the_worker() -> None:
+    """Faust decides once, on first use, whether the app runs in transactions: only inside a
+    worker (`in_worker`, set as the worker starts). Touching the app's consumer while the app
+    is built made that decision too early, and exactly_once silently ran without transactions
+    (every transactional output was dropped: no transaction was open). Hence the commit gate's
+    process-wide wrapper rather than a wrapper on the consumer."""
+    settings = ProcessorSettings(processing_guarantee="exactly_once")
+    app = create_app(settings, KafkaSettings(), ProcessorMetrics.create(CollectorRegistry()))
+    assert "in_transaction" not in app.__dict__  # not decided yet
+    app.in_worker = True
+    assert app.in_transaction
