@@ -228,7 +228,7 @@ def free_port() -> int:
 
 def start_worker(
     kafka: KafkaSettings, data_dir: Path, port: int, index: int, *,
-    idle_stop_s: float = IDLE_STOP_S,
+    idle_stop_s: float = IDLE_STOP_S, guarantee: str = "at_least_once",
 ) -> subprocess.Popen[bytes]:  # fmt: skip
     """A `jobtrail processors` worker; it stops once idle for `idle_stop_s` (0: runs until
     stopped, as `--idle-stop-s 0` means)."""
@@ -238,6 +238,7 @@ def start_worker(
         "JOBTRAIL_TOPIC_PREFIX": kafka.topic_prefix,
         "JOBTRAIL_PROCESSORS_DATA_DIR": str(data_dir / f"worker-{index}"),
         "JOBTRAIL_PROCESSORS_IDLE_AFTER_S": str(IDLE_AFTER_S),
+        "JOBTRAIL_PROCESSORS_PROCESSING_GUARANTEE": guarantee,
     }
     # The metrics port is on, unlike a quiet `--metrics-port 0` run: Faust commits offsets only
     # every few seconds, too coarse to time from; its consumed-records counter moves per record.
@@ -314,12 +315,12 @@ def take_sample(
 
 
 def watch_workers(
-    processes: Sequence[subprocess.Popen[bytes]], kafka: KafkaSettings, ports: Sequence[int]
-) -> list[Sample]:
+    processes: Sequence[subprocess.Popen[bytes]], kafka: KafkaSettings, ports: Sequence[int],
+    exactly_once: bool = False,
+) -> list[Sample]:  # fmt: skip
     """Samples the workers until all exit (each stops itself once idle), plus once after."""
     # A consumer outside any group, only for watermark queries: it never joins or commits.
     watcher = Consumer({**common_config(kafka, "bench"), "group.id": f"bench-{uuid.uuid4()}"})
-    exactly_once = os.environ.get("JOBTRAIL_PROCESSORS_PROCESSING_GUARANTEE") == "exactly_once"
     outcomes_topic = topic_catalog(kafka.topic_prefix).attempt_outcomes.name
     committed = CommittedCount(kafka, outcomes_topic) if exactly_once else None
     samples = [Sample(time.monotonic(), (0,) * len(ports), 0)]
@@ -374,14 +375,18 @@ def measure_faust(samples: Sequence[Sample], events: int, expected: int, workers
     )
 
 
-def run_faust(kafka: KafkaSettings, events: int, expected: int, workers: int = 1) -> FaustRun:
+def run_faust(
+    kafka: KafkaSettings, events: int, expected: int, workers: int = 1,
+    guarantee: str = "at_least_once",
+) -> FaustRun:  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bench-processors-") as tmp:
         data_dir = Path(tmp)
         ports = [free_port() for _ in range(workers)]
         cpu_before = children_cpu_s()
-        processes = [start_worker(kafka, data_dir, port, i) for i, port in enumerate(ports)]
+        processes = [start_worker(kafka, data_dir, port, i, guarantee=guarantee)
+                     for i, port in enumerate(ports)]  # fmt: skip
         try:
-            samples = watch_workers(processes, kafka, ports)
+            samples = watch_workers(processes, kafka, ports, guarantee == "exactly_once")
         except SystemExit as stalled:
             tails = [(data_dir / f"worker-{i}.log").read_text(errors="replace")[-3000:]
                      for i in range(workers)]  # fmt: skip
@@ -432,8 +437,9 @@ Round = tuple[Measurement, Measurement, FaustRun, FaustRun | None]  # refs, one 
 
 
 def run_round(
-    admin: TopicAdmin, prefix: str, events: Sequence[JobEvent], expected: int, scaling: bool
-) -> Round:
+    admin: TopicAdmin, prefix: str, events: Sequence[JobEvent], expected: int, scaling: bool,
+    guarantee: str,
+) -> Round:  # fmt: skip
     kafka = KafkaSettings(topic_prefix=prefix)
     create_topics(admin, kafka)
     print(f"producing {len(events):,} demo events to {prefix}job-events ...", flush=True)
@@ -442,7 +448,7 @@ def run_round(
     print(f"  reference: {reference.events_per_s:,.0f} events/s", flush=True)
     floor = run_floor(kafka, len(events))
     print(f"  faust floor: {floor.events_per_s:,.0f} events/s", flush=True)
-    one = run_faust(kafka, len(events), expected)
+    one = run_faust(kafka, len(events), expected, guarantee=guarantee)
     print_run(one)
     if not scaling:
         return reference, floor, one, None
@@ -450,7 +456,7 @@ def run_round(
     kafka = KafkaSettings(topic_prefix=f"{prefix}two.")
     create_topics(admin, kafka)
     produce_events(kafka, events)
-    two = run_faust(kafka, len(events), expected, workers=2)
+    two = run_faust(kafka, len(events), expected, workers=2, guarantee=guarantee)
     print_run(two)
     return reference, floor, one, two
 
@@ -545,8 +551,6 @@ def main() -> None:
         help="the workers' processing guarantee",
     )  # fmt: skip
     args = parser.parse_args()
-    # Every worker the bench starts inherits this process's environment.
-    os.environ["JOBTRAIL_PROCESSORS_PROCESSING_GUARANTEE"] = args.guarantee
 
     print(f"preparing {args.events:,} demo events and their expected outcomes ...", flush=True)
     events = list(Workload(WorkloadConfig(jobs=None, events=args.events), seed=SEED).events())
@@ -556,7 +560,8 @@ def main() -> None:
     rounds: list[Round] = []
     try:
         for r in range(args.rounds):
-            rounds.append(run_round(admin, f"{base}{r}.", events, expected, not args.no_scaling))
+            rounds.append(run_round(admin, f"{base}{r}.", events, expected,
+                                    not args.no_scaling, args.guarantee))  # fmt: skip
     finally:
         delete_everything(admin, base)
     results = report(rounds)

@@ -69,7 +69,7 @@ def create_app(
     flush_outputs_before_commit(app, sink.delivered)
     transactions = None
     if transactional is not None:
-        transactions = Transactions(transactional.source, CommitGate())
+        transactions = Transactions(transactional.source, transactional.pending, CommitGate())
         commit_between_batches(app, transactions.gate)
     # Transaction markers take offsets: the guard asks the broker what lies in a gap.
     probe = OffsetProbe(kafka, f"{app_id(kafka)}-offset-probe", read_committed=exactly_once)
@@ -91,7 +91,7 @@ def create_app(
     join = JoinStage(horizon_ms=settings.horizon_ms, halves=halves, **common)
     watch = Watch(app, settings=settings, guard=guard, ingest=ingest, concurrency=concurrency,
                   topology=topology, metrics=metrics, sink=sink,
-                  gate=transactions.gate if transactions else None)  # fmt: skip
+                  transactions=transactions)  # fmt: skip
     watch.install()
 
     stages: dict[str, tuple[str, Stage]] = {

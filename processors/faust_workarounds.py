@@ -147,10 +147,16 @@ TAIL_WAIT_S = 10.0
 MARKER_WAIT_S = 1.0
 
 
+# A tail this long is worth asking about: a few transactions' markers, not a backlog.
+MARKER_TAIL_MAX = 64
+
+
 class GapProbe(Protocol):
     """What lies in a gap of offsets (`processors.offset_probe.OffsetProbe`)."""
 
     async def first_readable_async(self, topic: str, partition: int, offset: int) -> Readable: ...
+
+    async def caught_up_async(self, topic: str, partition: int, offset: int) -> bool: ...
 
 
 class OffsetGuard:
@@ -270,7 +276,8 @@ class OffsetGuard:
         offset, since = self._tails.setdefault(key, (expected, now))
         if offset != expected:
             self._tails[key] = (expected, now)
-        elif now - since >= MARKER_WAIT_S and (end := await self._end_past(tp, expected)):
+        elif (now - since >= MARKER_WAIT_S and max(ends) - expected <= MARKER_TAIL_MAX
+              and (end := await self._end_past(tp, expected))):  # fmt: skip
             self._tails.pop(key, None)
             self.processed[key] = end - 1
         elif position is not None and position > expected and now - since >= TAIL_WAIT_S:
@@ -279,6 +286,20 @@ class OffsetGuard:
             log.warning("records %s..%s of %s[%s] were fetched but never handed over: rewinding",
                         expected, position - 1, tp.topic, tp.partition)  # fmt: skip
             await consumer.seek_wait({tp: expected})
+
+    async def caught_up(self, tp: Any) -> bool:
+        """Asked of the broker: nothing is left to read on `tp` past what was processed, and no
+        transaction is open on it (without a probe: the consumer's copy of the end says so)."""
+        expected = await self.next_offset(tp)
+        if self._probe is None:
+            highwater = self._app.consumer.highwater(tp)
+            return highwater is not None and highwater <= expected
+        try:
+            return await self._probe.caught_up_async(tp.topic, tp.partition, expected)
+        except Exception as exc:
+            log.warning("could not ask whether %s[%s] is caught up: %r", tp.topic, tp.partition,
+                        exc)  # fmt: skip
+            return False
 
     async def next_offset(self, tp: Any) -> int:
         """The next offset to process on `tp`: after the last one processed, or where this

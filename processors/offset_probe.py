@@ -78,6 +78,26 @@ class OffsetProbe:
             finally:
                 consumer.unassign()
 
+    def high_watermark(self, topic: str, partition: int) -> int:
+        """The partition's end now, asked of the broker (a consumer's own copy is as old as its
+        last fetch); under read_committed it counts open transactions' records too."""
+        with self._lock:
+            tp = TopicPartition(topic, partition)
+            _, high = self._require().get_watermark_offsets(tp, timeout=PROBE_TIMEOUT_S,
+                                                            cached=False)  # fmt: skip
+            return int(high)
+
+    async def caught_up_async(self, topic: str, partition: int, offset: int) -> bool:
+        """Whether nothing is left to read from `offset` on, and nothing is on its way in an
+        open transaction (its records would lie between the last stable offset and the end)."""
+        loop = asyncio.get_running_loop()
+        readable = await loop.run_in_executor(None, self.first_readable, topic, partition, offset)
+        if not readable.end:
+            return False
+        return readable.offset >= await loop.run_in_executor(
+            None, self.high_watermark, topic, partition
+        )
+
     async def first_readable_async(self, topic: str, partition: int, offset: int) -> Readable:
         return await asyncio.get_running_loop().run_in_executor(
             None, self.first_readable, topic, partition, offset

@@ -93,10 +93,11 @@ class FencedSink:
 
 @dataclass(frozen=True)
 class Transactions:
-    """Exactly once: where outputs say which partition they derive from, and the gate that keeps
-    commits between batches."""
+    """Exactly once: where outputs say which partition they derive from, whether some wait to
+    be sent, and the gate that keeps commits between batches."""
 
     source: Callable[[str, int], AbstractContextManager[None]]
+    pending: Callable[[], bool]
     gate: CommitGate
 
 

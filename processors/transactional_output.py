@@ -111,6 +111,10 @@ class TransactionalOutput:
             raise OutputDeliveryError(f"an output was not delivered: {exc!r}") from exc
         await self._outside.delivered()
 
+    def pending(self) -> bool:
+        """Whether outputs wait in the buffer (sent at the next wait or commit)."""
+        return bool(self._pending)
+
     def discard(self) -> None:
         """Drops what is buffered (a rebalance: the records are read again, and their open
         transactions are aborted when the next owner of their ids starts)."""

@@ -11,10 +11,11 @@ from typing import Any
 import faust
 
 from processors.concurrency import Mark, SourceProgress, mark_to_send
-from processors.faust_workarounds import CommitGate, OffsetGuard, fetch_flags
+from processors.faust_workarounds import OffsetGuard, fetch_flags
 from processors.metrics import ProcessorMetrics
 from processors.records import EventTime, encode
 from processors.settings import ProcessorSettings
+from processors.shell import Transactions
 from processors.stages.concurrency import ConcurrencyStage
 from processors.stages.ingest import IngestStage
 from processors.stages.ports import Sink
@@ -33,7 +34,7 @@ class Watch:
     def __init__(self, app: faust.App, *, settings: ProcessorSettings, topology: Topology,
                  guard: OffsetGuard, ingest: IngestStage, concurrency: ConcurrencyStage,
                  sink: Sink, metrics: ProcessorMetrics,
-                 gate: CommitGate | None = None) -> None:  # fmt: skip
+                 transactions: Transactions | None = None) -> None:  # fmt: skip
         self._app = app
         self._settings = settings
         self._topology = topology
@@ -43,13 +44,14 @@ class Watch:
         self._sink = sink
         self._metrics = metrics
         self._marks_sent: dict[int, tuple[Mark, float]] = {}
-        # Exactly once (`gate`), edges reach the concurrency stage when their transaction
+        self._transactions = transactions
+        # Exactly once (`transactions`), edges reach the concurrency stage when their transaction
         # commits, while a mark goes at once: a mark made from what ingest has processed could
         # pass edges still to come, which would then count as late. So marks are made from what
         # ingest had processed at the last commit.
-        self._progress = ingest.progress if gate is None else {}
-        if gate is not None:
-            gate.after_commit(self._committed)
+        self._progress = ingest.progress if transactions is None else {}
+        if transactions is not None:
+            transactions.gate.after_commit(self._committed)
         self._last_consumed = time.monotonic()
         self._stall_warned = 0.0
 
@@ -135,9 +137,21 @@ class Watch:
         if (lagging or held) and quiet >= STALL_WARN_S and now - self._stall_warned >= STALL_WARN_S:
             self._stall_warned = now
             await self._warn_stalled(lagging, held, quiet)
-        idle = not any(lag.values()) and not held
-        if self._settings.idle_stop_s and quiet >= self._settings.idle_stop_s and idle:
+        pending = self._transactions is not None and self._transactions.pending()
+        idle = not any(lag.values()) and not held and not pending
+        if (self._settings.idle_stop_s and quiet >= self._settings.idle_stop_s and idle
+                and await self._caught_up(sources)):  # fmt: skip
             os.kill(os.getpid(), signal.SIGTERM)  # the worker's own graceful stop and commit
+
+    async def _caught_up(self, sources: set[str]) -> bool:
+        """The lag above is from the consumer's copy of each partition's end, as old as its last
+        fetch; before the worker stops itself the broker is asked. (Exactly once this matters:
+        outputs become readable only when their transaction commits, seconds after they were
+        sent.)"""
+        for tp in list(self._app.consumer.assignment()):
+            if tp.topic in sources and not await self._guard.caught_up(tp):
+                return False
+        return True
 
     async def _warn_stalled(self, lagging: list[Any], held: int, quiet: float) -> None:
         """Names each lagging partition with its read position, what was processed, the high

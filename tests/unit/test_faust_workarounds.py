@@ -337,6 +337,9 @@ class StandInProbe:
         after = sorted(o for o in self.readable if o >= offset)
         return Readable(after[0]) if after else Readable(self.end, end=True)
 
+    async def caught_up_async(self, topic: str, partition: int, offset: int) -> bool:
+        return (await self.first_readable_async(topic, partition, offset)).end
+
 
 def test_a_gap_of_transaction_markers_is_not_a_skip() -> None:
     """Exactly once, each transaction's commit marker takes an offset (5, 6: two transactions
