@@ -49,6 +49,7 @@ class OffsetProbe:
                "enable.partition.eof": True,
                "fetch.wait.max.ms": 10})  # fmt: skip
         self._consumer: Consumer | None = None
+        self._ends: Consumer | None = None
         self._lock = threading.Lock()
 
     def first_readable(self, topic: str, partition: int, offset: int,
@@ -82,9 +83,11 @@ class OffsetProbe:
         """The partition's end now, asked of the broker (a consumer's own copy is as old as its
         last fetch); under read_committed it counts open transactions' records too."""
         with self._lock:
+            if self._ends is None:
+                # Asked reading committed records, the broker answers the last stable offset.
+                self._ends = Consumer({**self._config, "isolation.level": "read_uncommitted"})
             tp = TopicPartition(topic, partition)
-            _, high = self._require().get_watermark_offsets(tp, timeout=PROBE_TIMEOUT_S,
-                                                            cached=False)  # fmt: skip
+            _, high = self._ends.get_watermark_offsets(tp, timeout=PROBE_TIMEOUT_S, cached=False)
             return int(high)
 
     async def caught_up_async(self, topic: str, partition: int, offset: int) -> bool:
@@ -105,9 +108,10 @@ class OffsetProbe:
 
     def close(self) -> None:
         with self._lock:
-            if self._consumer is not None:
-                self._consumer.close()
-                self._consumer = None
+            for consumer in (self._consumer, self._ends):
+                if consumer is not None:
+                    consumer.close()
+            self._consumer = self._ends = None
 
     def _require(self) -> Consumer:
         if self._consumer is None:

@@ -1,8 +1,11 @@
 """What lies in a gap of offsets, asked of a real broker (`processors.offset_probe`): commit and
 abort markers take offsets, an aborted transaction's records are skipped reading committed, and
-an open transaction's records lie past the last stable offset."""
+an open transaction's records lie past the last stable offset (a partition with one open is not
+caught up)."""
 
 from __future__ import annotations
+
+import asyncio
 
 from confluent_kafka import Producer
 
@@ -41,12 +44,15 @@ def test_the_probe_tells_markers_and_aborted_records_from_readable_ones(
         assert committed.first_readable(topic, 0, 0) == Readable(0)
         assert committed.first_readable(topic, 0, 2) == Readable(5)  # marker, aborted, marker
         assert committed.first_readable(topic, 0, 6) == Readable(7, end=True)  # last stable
+        assert not asyncio.run(committed.caught_up_async(topic, 0, 6))  # a transaction is open
         assert uncommitted.first_readable(topic, 0, 2) == Readable(3)  # the aborted record
         assert uncommitted.first_readable(topic, 0, 8) == Readable(8, end=True)
         assert committed.first_readable(topic, 1, 0) == Readable(0, end=True)  # empty
         producer.commit_transaction(15)  # 7; marker 8
         assert committed.first_readable(topic, 0, 6) == Readable(7)
         assert committed.first_readable(topic, 0, 8) == Readable(9, end=True)
+        assert asyncio.run(committed.caught_up_async(topic, 0, 8))  # only a marker left
+        assert not asyncio.run(committed.caught_up_async(topic, 0, 5))
     finally:
         committed.close()
         uncommitted.close()
