@@ -16,7 +16,10 @@ issue. Nothing else in processors/ touches a Faust internal.
    next offset that has not moved for `TAIL_WAIT_S`. Not every gap is records dropped: a
    transaction's marker takes an offset too, and read_committed skips aborted records. The guard
    asks the broker what lies in a gap (`processors.offset_probe`) and takes a gap of nothing
-   readable as the next run; likewise a tail of markers is caught up, not lag.
+   readable as the next run; likewise a tail of markers is caught up, not lag. Either way it
+   hands the gap to Faust's own gap bookkeeping (the upstream `_add_gap` that 1. turns off for
+   every other hole): Faust commits only a contiguous run of acknowledged offsets, and without
+   it never commits past a marker.
 3. `flush_outputs_before_commit`: the processors produce through librdkafka (`processors.output`),
    which Faust knows nothing of; its pre-commit flush must flush ours too, or a commit could pass
    a record whose output is still in a buffer. Under exactly_once Faust commits its transactions
@@ -98,8 +101,11 @@ def commit_nothing_when_all_revoked() -> None:
 
 
 # Answers that mean the group's coordinator is moving or loading (after a broker restart or
-# stall, say), not that the question is wrong: asked again, they pass.
+# stall, say), or that a transaction committing offsets is still completing (exactly once: read
+# as "nothing committed", a restarted worker would start over from the log's start), not that
+# the question is wrong: asked again, they pass.
 COORDINATOR_NOT_READY = frozenset({
+    KafkaError.UNSTABLE_OFFSET_COMMIT,
     KafkaError.NOT_COORDINATOR,
     KafkaError.COORDINATOR_NOT_AVAILABLE,
     KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
@@ -134,6 +140,9 @@ def committed_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int | None]
         ):
             with attempt:
                 committed = consumer.committed(wanted, timeout=10)
+                for tp in committed:  # an answer per partition, and its own error
+                    if tp.error is not None:
+                        raise KafkaException(tp.error)
         return {tp.partition: None if tp.offset < 0 else int(tp.offset) for tp in committed}
     finally:
         consumer.close()
@@ -239,7 +248,15 @@ class OffsetGuard:
         if readable is None or readable.end or readable.offset != offset:
             return False
         self._explained[key] = (expected, offset)
+        await self._skip_in_faust(tp, expected, offset)
         return True
+
+    async def _skip_in_faust(self, tp: Any, first: int, end: int) -> None:
+        """Tells Faust's offset bookkeeping that `first`..`end - 1` hold nothing to process: it
+        commits only a contiguous run of acknowledged offsets, and would never commit past a
+        marker. (Its own gap bookkeeping, off (1.), did this for every hole, lost records too.)"""
+        consumer: Any = self._app.consumer
+        await UPSTREAM_ADD_GAP(consumer, tp, first, end - 1)
 
     async def _end_past(self, tp: Any, expected: int) -> int | None:
         """The partition's end, when nothing readable lies between `expected` and it and it is
@@ -280,6 +297,7 @@ class OffsetGuard:
               and (end := await self._end_past(tp, expected))):  # fmt: skip
             self._tails.pop(key, None)
             self.processed[key] = end - 1
+            await self._skip_in_faust(tp, expected, end)
         elif position is not None and position > expected and now - since >= TAIL_WAIT_S:
             self._tails[key] = (expected, now)
             self._on_rewind(tp.topic)

@@ -9,8 +9,10 @@ them. The offset guard (`processors.faust_workarounds.OffsetGuard`) must tell su
 records Faust dropped, which are readable and must be read again: it asks here.
 
 One librdkafka consumer, no group, assigned to the partition in question for each question;
-questions are rare (a gap, a tail the fetcher read past), so they run one at a time, off the
-event loop.
+questions are rare (a gap, a short tail the fetcher read past, a worker about to stop itself), so
+they run one at a time on a thread of their own: never on the event loop, and never on the
+default executor, where the outputs' flushes run (a slow broker answer queueing there would hold
+up every flush, and with it every commit).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -25,7 +28,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from streams.kafka_config import consumer_config
 from streams.settings import KafkaSettings
 
-PROBE_TIMEOUT_S = 30.0
+PROBE_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,7 @@ class OffsetProbe:
         self._consumer: Consumer | None = None
         self._ends: Consumer | None = None
         self._lock = threading.Lock()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="offset-probe")
 
     def first_readable(self, topic: str, partition: int, offset: int,
                        timeout_s: float = PROBE_TIMEOUT_S) -> Readable:  # fmt: skip
@@ -94,16 +98,18 @@ class OffsetProbe:
         """Whether nothing is left to read from `offset` on, and nothing is on its way in an
         open transaction (its records would lie between the last stable offset and the end)."""
         loop = asyncio.get_running_loop()
-        readable = await loop.run_in_executor(None, self.first_readable, topic, partition, offset)
+        readable = await loop.run_in_executor(
+            self._thread, self.first_readable, topic, partition, offset
+        )
         if not readable.end:
             return False
         return readable.offset >= await loop.run_in_executor(
-            None, self.high_watermark, topic, partition
+            self._thread, self.high_watermark, topic, partition
         )
 
     async def first_readable_async(self, topic: str, partition: int, offset: int) -> Readable:
         return await asyncio.get_running_loop().run_in_executor(
-            None, self.first_readable, topic, partition, offset
+            self._thread, self.first_readable, topic, partition, offset
         )
 
     def close(self) -> None:
