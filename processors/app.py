@@ -75,10 +75,9 @@ def create_app(
     probe = OffsetProbe(kafka, f"{app_id(kafka)}-offset-probe", read_committed=exactly_once)
     guard = OffsetGuard(app, kafka, on_rewind=lambda topic: metrics.rewinds.labels(topic).inc(),
                         probe=probe)  # fmt: skip
-    # At least once, rows go out with the outputs (faust_workarounds 5.); exactly once, Faust's way.
-    direct = None if exactly_once else plain
+    # Rows go out with the outputs (faust_workarounds 5.).
     latest, prints, keys, halves, seen = (
-        PartitionedTable.add_to(app, name, topology.partitions, direct) for name in TABLES
+        PartitionedTable.add_to(app, name, topology.partitions, sink) for name in TABLES
     )
     fence = RebalanceFence.of(app)
     common: dict[str, Any] = {"topology": topology, "metrics": metrics,

@@ -23,18 +23,20 @@ issue. Nothing else in processors/ touches a Faust internal.
 3. `flush_outputs_before_commit`: the processors produce through librdkafka (`processors.output`),
    which Faust knows nothing of; its pre-commit flush must flush ours too, or a commit could pass
    a record whose output is still in a buffer. Under exactly_once Faust commits its transactions
-   without any flush, not even of its own buffer, where table writes wait: a row written before
-   the commit could land in the next transaction, after the offsets that say it is done. So the
-   transaction commit is wrapped too, and flushes both.
+   without any flush, so the transaction commit is wrapped too (and flushes Faust's own buffer,
+   which the processors no longer use for rows: 5.).
 4. `fetch_flags`: for the stall warning, which of Faust's private sets a partition is in.
 5. `PartitionedTable`: a stage writes its rows after a whole batch, for the partition it names,
    outside any one event's iteration (Faust takes the partition from the event being iterated:
-   the documented `partition_for_key` hook is overridden). Under at_least_once the changelog
-   record goes through the processors' librdkafka producer, beside the row in Faust's store:
-   Faust's own produce path costs ~45 µs of Python per record here, and rows are the bulk of
-   what the processors write. Flushed before each commit like every output (3.); recovery is
-   Faust's, from the same changelog, in the format its json serializer reads. Under
-   exactly_once the rows go Faust's way, inside its transactions.
+   the documented `partition_for_key` hook is overridden). The changelog record goes through
+   the processors' own output, beside the row in Faust's store: under at_least_once the
+   librdkafka producer (Faust's own produce path costs ~45 µs of Python per record here, and
+   rows are the bulk of what the processors write), flushed before each commit like every
+   output (3.); under exactly_once the transactional output, in the transaction of the
+   partition the row belongs to. (Faust's path buffers the record and sends it from a
+   background task that a commit does not wait for: a row could land in the transaction after
+   the one that commits the offsets saying it is done, and a crash between the two lost it.)
+   Recovery is Faust's, from the same changelog, in the format its json serializer reads.
 6. `commit_nothing_when_all_revoked`: Faust filters a commit's partitions again in its consumer
    thread for those revoked meanwhile (faust-streaming#94, #95), and when none is left it hands
    aiokafka an empty commit, which raises ValueError({}) and crashes the worker (seen with two
