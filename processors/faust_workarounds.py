@@ -23,32 +23,22 @@ issue. Nothing else in processors/ touches a Faust internal.
 3. `flush_outputs_before_commit`: the processors produce through librdkafka (`processors.output`),
    which Faust knows nothing of; its pre-commit flush must flush ours too, or a commit could pass
    a record whose output is still in a buffer. Under exactly_once Faust commits its transactions
-   without any flush, so the transaction commit is wrapped too (and flushes Faust's own buffer,
-   which the processors no longer use for rows: 5.).
+   without any flush, not even of its own buffer, where table writes wait, so the transaction
+   commit is wrapped too and flushes both. (Our outputs are not in Faust's transactions: under
+   exactly_once they are delivered at least once, never lost.)
 4. `fetch_flags`: for the stall warning, which of Faust's private sets a partition is in.
 5. `PartitionedTable`: a stage writes its rows after a whole batch, for the partition it names,
    outside any one event's iteration (Faust takes the partition from the event being iterated:
-   the documented `partition_for_key` hook is overridden). The changelog record goes through
-   the processors' own output, beside the row in Faust's store: under at_least_once the
-   librdkafka producer (Faust's own produce path costs ~45 µs of Python per record here, and
-   rows are the bulk of what the processors write), flushed before each commit like every
-   output (3.); under exactly_once the transactional output, in the transaction of the
-   partition the row belongs to. (Faust's path buffers the record and sends it from a
-   background task that a commit does not wait for: a row could land in the transaction after
-   the one that commits the offsets saying it is done, and a crash between the two lost it.)
-   Recovery is Faust's, from the same changelog, in the format its json serializer reads.
+   the documented `partition_for_key` hook is overridden). Under at_least_once the changelog
+   record goes through the processors' librdkafka producer, beside the row in Faust's store:
+   Faust's own produce path costs ~45 µs of Python per record here, and rows are the bulk of
+   what the processors write. Flushed before each commit like every output (3.); recovery is
+   Faust's, from the same changelog, in the format its json serializer reads. Under
+   exactly_once the rows go Faust's way, inside its transactions.
 6. `commit_nothing_when_all_revoked`: Faust filters a commit's partitions again in its consumer
    thread for those revoked meanwhile (faust-streaming#94, #95), and when none is left it hands
    aiokafka an empty commit, which raises ValueError({}) and crashes the worker (seen with two
    workers in `make bench-processors`). Nothing to commit is now nothing done.
-7. `commit_between_batches` (exactly_once): Faust commits from a timer and from its fetcher,
-   whenever they run. A transaction committed while a batch is half done would commit what the
-   batch has sent so far with the offsets from before it; after a crash the batch is read again
-   and its outputs come twice. Faust has no notion of a batch, so its consumer's commit is
-   wrapped to wait for the batches in flight and to hold new ones back until it is done
-   (`CommitGate`). And `has_transaction`: Faust's producer sends in a named transaction (its
-   public `send`), but whether that transaction is open (this worker owns its partition) is in a
-   private map.
 """
 
 from __future__ import annotations
@@ -56,9 +46,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, cast
 
 import faust
@@ -363,82 +351,6 @@ def flush_outputs_before_commit(app: faust.App, flush: Callable[[], Awaitable[No
 
     producer.flush = flush_both
     producer.commit_transactions = flush_then_commit_transactions
-
-
-class CommitGate:
-    """Batches run side by side; a commit waits for those in flight and holds new ones back
-    until it is done (a commit waiting goes first, or a busy worker would never commit)."""
-
-    def __init__(self) -> None:
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self._open = asyncio.Event()
-        self._open.set()
-        self._after_commit: list[Callable[[], None]] = []
-
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        """Calls `callback` after each commit, before any batch runs again: what every batch so
-        far did is committed then."""
-        self._after_commit.append(callback)
-
-    def committed(self) -> None:
-        for callback in self._after_commit:
-            callback()
-
-    @asynccontextmanager
-    async def batch(self) -> AsyncIterator[None]:
-        while not self._open.is_set():
-            await self._open.wait()
-        self._in_flight += 1
-        self._idle.clear()
-        try:
-            yield
-        finally:
-            self._in_flight -= 1
-            if self._in_flight == 0:
-                self._idle.set()
-
-    @asynccontextmanager
-    async def commit(self) -> AsyncIterator[None]:
-        while not self._open.is_set():
-            await self._open.wait()
-        self._open.clear()
-        try:
-            await self._idle.wait()
-            yield
-        finally:
-            self._open.set()
-
-
-# Each app's gate, for the process-wide wrapper below (an app's consumer must not be touched
-# before its worker starts: Faust decides once, on first use, whether it runs in transactions).
-_GATES: weakref.WeakKeyDictionary[faust.App, CommitGate] = weakref.WeakKeyDictionary()
-UPSTREAM_COMMIT = faust_consumer.Consumer.commit
-
-
-def commit_between_batches(app: faust.App, gate: CommitGate) -> None:
-    """Makes every commit of the app's consumer (timer, fetcher, stop) go through `gate`
-    (process-wide, like `ignore_gaps`; consumers of other apps commit as Faust does)."""
-    _GATES[app] = gate
-
-    async def commit(self: Any, *args: Any, **kwargs: Any) -> bool:
-        app_gate = _GATES.get(self.app)
-        if app_gate is None:
-            return bool(await UPSTREAM_COMMIT(self, *args, **kwargs))
-        async with app_gate.commit():
-            did_commit = bool(await UPSTREAM_COMMIT(self, *args, **kwargs))
-            if did_commit:
-                app_gate.committed()
-            return did_commit
-
-    faust_consumer.Consumer.commit = commit  # type: ignore[method-assign]
-
-
-def has_transaction(app: faust.App, transactional_id: str) -> bool:
-    """Whether Faust's producer has the transaction open (the worker owns its partition)."""
-    producer: Any = app.producer
-    return transactional_id in producer._transaction_producers
 
 
 class PartitionedTable(faust.Table):  # type: ignore[type-arg]
