@@ -144,8 +144,6 @@ TAIL_WAIT_S = 10.0
 # Nothing processed from a partition fetched past its next offset for this long: worth asking
 # whether the rest is transaction markers (then it is not lag: the partition is caught up).
 MARKER_WAIT_S = 1.0
-
-
 # A tail this long is worth asking about: a few transactions' markers, not a backlog.
 MARKER_TAIL_MAX = 64
 
@@ -173,7 +171,9 @@ class OffsetGuard:
         self._rewound: dict[tuple[str, int], int] = {}
         self._starts: dict[tuple[str, int], int] = {}
         self._tails: dict[tuple[str, int], tuple[int, float]] = {}  # next offset, since when
-        self._explained: dict[tuple[str, int], tuple[int, int]] = {}  # last gap of no records
+        # The last gap asked about per partition, and whether it held nothing readable: the
+        # answer does not change, and a rewind meets the same gap in every stale batch.
+        self._gaps: dict[tuple[str, int], tuple[int, int, bool]] = {}
 
     def forget(self) -> None:
         """After a rebalance positions start over from the commits (another worker may have
@@ -182,7 +182,7 @@ class OffsetGuard:
         self._rewound.clear()
         self._starts.clear()
         self._tails.clear()
-        self._explained.clear()
+        self._gaps.clear()
 
     async def in_order(self, events: Sequence[Any]) -> list[Any]:
         """The events that are next on their partitions, in the order given."""
@@ -232,14 +232,17 @@ class OffsetGuard:
         """Whether the record at `offset` is the first the consumer meets from `expected` on
         (the gap is transaction markers or aborted records). Asked of the broker once per gap."""
         key = (tp.topic, tp.partition)
-        if self._explained.get(key) == (expected, offset):
-            return True
+        known = self._gaps.get(key)
+        if known is not None and known[:2] == (expected, offset):
+            return known[2]
         readable = await self._readable_from(tp, expected)
-        if readable is None or readable.end or readable.offset != offset:
+        if readable is None:  # no answer: not remembered, asked again next time
             return False
-        self._explained[key] = (expected, offset)
-        await self._skip_in_faust(tp, expected, offset)
-        return True
+        empty = not readable.end and readable.offset == offset
+        self._gaps[key] = (expected, offset, empty)
+        if empty:
+            await self._skip_in_faust(tp, expected, offset)
+        return empty
 
     async def _skip_in_faust(self, tp: Any, first: int, end: int) -> None:
         """Tells Faust's offset bookkeeping that `first`..`end - 1` hold nothing to process: it

@@ -3,8 +3,8 @@ or after an offset.
 
 Offsets are not all records. A transaction's commit or abort marker takes an offset, and under
 `read_committed` an aborted transaction's records are skipped too, so two records handed out one
-after the other can be several offsets apart with nothing lost between them. Under exactly_once
-the processors write their own topics in transactions, and any producer of job-events may use
+after the other can be several offsets apart with nothing lost between them. A job system may
+write job-events in transactions, and under exactly_once Faust writes its tables' changelogs in
 them. The offset guard (`processors.faust_workarounds.OffsetGuard`) must tell such a gap from
 records Faust dropped, which are readable and must be read again: it asks here.
 
