@@ -50,7 +50,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.common import REPO_ROOT, Measurement, write_result
@@ -267,9 +274,31 @@ def written(consumer: Consumer, topic: str, partitions: int) -> int:
     )
 
 
+class CommittedCount:
+    """Records of `topic` a read_committed consumer has seen so far. Under exactly_once the high
+    watermarks also count transaction markers and records of open transactions, so the outcomes
+    are counted this way instead (a consumer outside any group, reading from the start)."""
+
+    def __init__(self, kafka: KafkaSettings, topic: str) -> None:
+        self._consumer = Consumer({**common_config(kafka, "bench"),
+                                   "group.id": f"bench-{uuid.uuid4()}",
+                                   "isolation.level": "read_committed"})  # fmt: skip
+        self._consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
+                               for p in range(kafka.partitions)])  # fmt: skip
+        self.seen = 0
+
+    def __call__(self) -> int:
+        while batch := self._consumer.consume(10_000, 0.05):
+            self.seen += sum(1 for message in batch if message.error() is None)
+        return self.seen
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
 def take_sample(
     last: Sample, running: Sequence[bool], ports: Sequence[int], watcher: Consumer,
-    kafka: KafkaSettings,
+    kafka: KafkaSettings, committed: CommittedCount | None,
 ) -> Sample:  # fmt: skip
     """The counts now; a worker that has exited (or not yet serves) keeps its last count."""
     catalog = topic_catalog(kafka.topic_prefix)
@@ -279,23 +308,27 @@ def take_sample(
          if alive else None) or previous
         for port, alive, previous in zip(ports, running, last.consumed, strict=True)
     )  # fmt: skip
-    outcomes = written(watcher, catalog.attempt_outcomes.name, kafka.partitions)
+    outcomes = (committed() if committed is not None
+                else written(watcher, catalog.attempt_outcomes.name, kafka.partitions))  # fmt: skip
     at = (before + time.monotonic()) / 2  # the readings take a few milliseconds
     return Sample(at, consumed, outcomes)
 
 
 def watch_workers(
-    processes: Sequence[subprocess.Popen[bytes]], kafka: KafkaSettings, ports: Sequence[int]
-) -> list[Sample]:
+    processes: Sequence[subprocess.Popen[bytes]], kafka: KafkaSettings, ports: Sequence[int],
+    exactly_once: bool = False,
+) -> list[Sample]:  # fmt: skip
     """Samples the workers until all exit (each stops itself once idle), plus once after."""
     # A consumer outside any group, only for watermark queries: it never joins or commits.
     watcher = Consumer({**common_config(kafka, "bench"), "group.id": f"bench-{uuid.uuid4()}"})
+    outcomes_topic = topic_catalog(kafka.topic_prefix).attempt_outcomes.name
+    committed = CommittedCount(kafka, outcomes_topic) if exactly_once else None
     samples = [Sample(time.monotonic(), (0,) * len(ports), 0)]
     moved_at = samples[0].at
     try:
         while True:
             running = [process.poll() is None for process in processes]
-            sample = take_sample(samples[-1], running, ports, watcher, kafka)
+            sample = take_sample(samples[-1], running, ports, watcher, kafka, committed)
             if (sample.consumed, sample.outcomes) != (samples[-1].consumed, samples[-1].outcomes):
                 moved_at = sample.at
             samples.append(sample)
@@ -308,6 +341,8 @@ def watch_workers(
             time.sleep(SAMPLE_S)
     finally:
         watcher.close()
+        if committed is not None:
+            committed.close()
 
 
 def reached(samples: Sequence[Sample], count: Callable[[Sample], int], target: int) -> float:
@@ -351,7 +386,7 @@ def run_faust(
         processes = [start_worker(kafka, data_dir, port, i, guarantee=guarantee)
                      for i, port in enumerate(ports)]  # fmt: skip
         try:
-            samples = watch_workers(processes, kafka, ports)
+            samples = watch_workers(processes, kafka, ports, guarantee == "exactly_once")
         except SystemExit as stalled:
             tails = [(data_dir / f"worker-{i}.log").read_text(errors="replace")[-3000:]
                      for i in range(workers)]  # fmt: skip

@@ -14,9 +14,12 @@ import faust
 
 from processors.faust_config import app_settings, widen_producer_buffer
 from processors.faust_workarounds import (
+    CommitGate,
     OffsetGuard,
     PartitionedTable,
+    commit_between_batches,
     commit_nothing_when_all_revoked,
+    complete_buffer_flush,
     flush_outputs_before_commit,
     ignore_gaps,
 )
@@ -25,13 +28,14 @@ from processors.offset_probe import OffsetProbe
 from processors.output import Output
 from processors.records import Sweep, encode
 from processors.settings import ProcessorSettings
-from processors.shell import FencedSink, RebalanceFence, run_stage
+from processors.shell import FencedSink, RebalanceFence, Transactions, run_stage
 from processors.stages.concurrency import ConcurrencyStage
 from processors.stages.dedup import DedupStage
 from processors.stages.ingest import IngestStage
 from processors.stages.join import JoinStage
-from processors.stages.ports import Stage
+from processors.stages.ports import Sink, Stage
 from processors.topology import TABLES, Topology, app_id
+from processors.transactional_output import TransactionalOutput
 from processors.watch import Watch
 from schemas.codec import create_codec
 from streams.settings import KafkaSettings
@@ -49,20 +53,32 @@ def create_app(
     topology = Topology.of(kafka)
     app = faust.App(app_id(kafka), **app_settings(settings, kafka))
     widen_producer_buffer(app)
+    complete_buffer_flush(app)
     ignore_gaps()
     commit_nothing_when_all_revoked()
-    sink = output or Output(kafka, lambda topic: metrics.events_out.labels(topic).inc(),
-                            max_message_bytes=settings.max_message_bytes,
-                            on_truncated=metrics.truncated_letters.inc,
-                            failures_are_final=True)  # fmt: skip
-    flush_outputs_before_commit(app, sink.delivered)
-    # Transaction markers take offsets: the guard asks the broker what lies in a gap.
     exactly_once = settings.processing_guarantee == "exactly_once"
+
+    def sent(topic: str) -> None:
+        metrics.events_out.labels(topic).inc()
+
+    plain = output or Output(kafka, sent, max_message_bytes=settings.max_message_bytes,
+                             on_truncated=metrics.truncated_letters.inc,
+                             failures_are_final=True)  # fmt: skip
+    # Exactly once, each output goes in the transaction of the partition it derives from.
+    transactional = (TransactionalOutput(app, plain, max_message_bytes=plain.max_message_bytes,
+                                         on_sent=sent) if exactly_once else None)  # fmt: skip
+    sink: Sink = transactional or plain
+    flush_outputs_before_commit(app, sink.delivered)
+    transactions = None
+    if transactional is not None:
+        transactions = Transactions(transactional.source, transactional.pending, CommitGate())
+        commit_between_batches(app, transactions.gate)
+    # Transaction markers take offsets: the guard asks the broker what lies in a gap.
     probe = OffsetProbe(kafka, f"{app_id(kafka)}-offset-probe", read_committed=exactly_once)
     guard = OffsetGuard(app, kafka, on_rewind=lambda topic: metrics.rewinds.labels(topic).inc(),
                         probe=probe)  # fmt: skip
     # At least once, rows go out with the outputs (faust_workarounds 5.); exactly once, Faust's way.
-    direct = None if exactly_once else sink
+    direct = None if exactly_once else plain
     latest, prints, keys, halves, seen = (
         PartitionedTable.add_to(app, name, topology.partitions, direct) for name in TABLES
     )
@@ -76,7 +92,8 @@ def create_app(
                                    expiry_ms=settings.attempt_expiry_ms, **common)  # fmt: skip
     join = JoinStage(horizon_ms=settings.horizon_ms, halves=halves, **common)
     watch = Watch(app, settings=settings, guard=guard, ingest=ingest, concurrency=concurrency,
-                  topology=topology, metrics=metrics, sink=sink)  # fmt: skip
+                  topology=topology, metrics=metrics, sink=sink,
+                  transactions=transactions)  # fmt: skip
     watch.install()
 
     stages: dict[str, tuple[str, Stage]] = {
@@ -92,13 +109,16 @@ def create_app(
         # Event-time records keep coming while nothing else does: not activity.
         on_batch = None if stage is concurrency else watch.consumed
         run_stage(app, source, name, stage, guard, fence, batch_size=settings.batch_size,
-                  within_s=settings.batch_within_s, on_batch=on_batch)  # fmt: skip
+                  within_s=settings.batch_within_s, on_batch=on_batch,
+                  transactions=transactions)  # fmt: skip
 
     @app.on_partitions_revoked.connect
     def forget_held(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         guard.forget()
         for _, stage in stages.values():
             stage.forget()
+        if transactional is not None:
+            transactional.discard()
 
     @app.task  # type: ignore[untyped-decorator]
     async def announce_model() -> None:

@@ -23,9 +23,9 @@ issue. Nothing else in processors/ touches a Faust internal.
 3. `flush_outputs_before_commit`: the processors produce through librdkafka (`processors.output`),
    which Faust knows nothing of; its pre-commit flush must flush ours too, or a commit could pass
    a record whose output is still in a buffer. Under exactly_once Faust commits its transactions
-   without any flush, not even of its own buffer, where table writes wait, so the transaction
-   commit is wrapped too and flushes both. (Our outputs are not in Faust's transactions: under
-   exactly_once they are delivered at least once, never lost.)
+   without any flush, not even of its own buffer, where table writes wait: a row written before
+   the commit could land in the next transaction, after the offsets that say it is done. So the
+   transaction commit is wrapped too, and flushes both.
 4. `fetch_flags`: for the stall warning, which of Faust's private sets a partition is in.
 5. `PartitionedTable`: a stage writes its rows after a whole batch, for the partition it names,
    outside any one event's iteration (Faust takes the partition from the event being iterated:
@@ -39,6 +39,21 @@ issue. Nothing else in processors/ touches a Faust internal.
    thread for those revoked meanwhile (faust-streaming#94, #95), and when none is left it hands
    aiokafka an empty commit, which raises ValueError({}) and crashes the worker (seen with two
    workers in `make bench-processors`). Nothing to commit is now nothing done.
+7. `commit_between_batches` (exactly_once): Faust commits from a timer and from its fetcher,
+   whenever they run. A transaction committed while a batch is half done would commit what the
+   batch has sent so far with the offsets from before it; after a crash the batch is read again
+   and its outputs come twice. Faust has no notion of a batch, so its consumer's commit is
+   wrapped to wait for the batches in flight and to hold new ones back until it is done
+   (`CommitGate`). And `has_transaction`: Faust's producer sends in a named transaction (its
+   public `send`), but whether that transaction is open (this worker owns its partition) is in a
+   private map.
+8. `complete_buffer_flush`: Faust's producer buffer (where table writes wait to be sent) returns
+   from `flush` as soon as no message left it for 0.1 s, with messages still queued, and it never
+   waits for the one its background task has taken and is still sending. Under exactly_once a row
+   still in the buffer when its offsets' transaction commits goes into the next transaction: a
+   kill -9 then aborts the row while its record stays committed, and the restarted worker lacks
+   the row (an outcome without its start). faust-streaming/faust#273 (flush before commit) made
+   the commit call `flush`; this makes `flush` mean it.
 """
 
 from __future__ import annotations
@@ -46,7 +61,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, Protocol, cast
 
 import faust
@@ -354,6 +371,113 @@ def flush_outputs_before_commit(app: faust.App, flush: Callable[[], Awaitable[No
 
     producer.flush = flush_both
     producer.commit_transactions = flush_then_commit_transactions
+
+
+class CommitGate:
+    """Batches run side by side; a commit waits for those in flight and holds new ones back
+    until it is done (a commit waiting goes first, or a busy worker would never commit)."""
+
+    def __init__(self) -> None:
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._open = asyncio.Event()
+        self._open.set()
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Calls `callback` after each commit, before any batch runs again: what every batch so
+        far did is committed then."""
+        self._after_commit.append(callback)
+
+    def committed(self) -> None:
+        for callback in self._after_commit:
+            callback()
+
+    @asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        while not self._open.is_set():
+            await self._open.wait()
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0:
+                self._idle.set()
+
+    @asynccontextmanager
+    async def commit(self) -> AsyncIterator[None]:
+        while not self._open.is_set():
+            await self._open.wait()
+        self._open.clear()
+        try:
+            await self._idle.wait()
+            yield
+        finally:
+            self._open.set()
+
+
+# Each app's gate, for the process-wide wrapper below (an app's consumer must not be touched
+# before its worker starts: Faust decides once, on first use, whether it runs in transactions).
+_GATES: weakref.WeakKeyDictionary[faust.App, CommitGate] = weakref.WeakKeyDictionary()
+UPSTREAM_COMMIT = faust_consumer.Consumer.commit
+
+
+def commit_between_batches(app: faust.App, gate: CommitGate) -> None:
+    """Makes every commit of the app's consumer (timer, fetcher, stop) go through `gate`
+    (process-wide, like `ignore_gaps`; consumers of other apps commit as Faust does)."""
+    _GATES[app] = gate
+
+    async def commit(self: Any, *args: Any, **kwargs: Any) -> bool:
+        app_gate = _GATES.get(self.app)
+        if app_gate is None:
+            return bool(await UPSTREAM_COMMIT(self, *args, **kwargs))
+        async with app_gate.commit():
+            did_commit = bool(await UPSTREAM_COMMIT(self, *args, **kwargs))
+            if did_commit:
+                app_gate.committed()
+            return did_commit
+
+    faust_consumer.Consumer.commit = commit  # type: ignore[method-assign]
+
+
+def has_transaction(app: faust.App, transactional_id: str) -> bool:
+    """Whether Faust's producer has the transaction open (the worker owns its partition)."""
+    producer: Any = app.producer
+    return transactional_id in producer._transaction_producers
+def complete_buffer_flush(app: faust.App) -> None:
+    """Makes the producer buffer's `flush` send every queued message and wait for the ones its
+    background task is sending (call before the app starts: the task reads `_send_pending` once)."""
+    buffer: Any = app.producer.buffer
+    send_one: Callable[[Any], Awaitable[None]] = buffer._send_pending
+    in_flight = 0
+    idle = asyncio.Event()
+    idle.set()
+
+    async def send_counted(message: Any) -> None:
+        nonlocal in_flight
+        in_flight += 1
+        idle.clear()
+        try:
+            await send_one(message)
+        finally:
+            in_flight -= 1
+            if not in_flight:
+                idle.set()
+
+    async def flush() -> None:
+        while True:
+            try:
+                message = buffer.pending.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            await send_counted(message)
+        await idle.wait()
+
+    buffer._send_pending = send_counted
+    buffer.flush = flush
 
 
 class PartitionedTable(faust.Table):  # type: ignore[type-arg]

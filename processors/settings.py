@@ -50,8 +50,9 @@ class ProcessorSettings(BaseSettings):
     )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = Field(
         default="at_least_once",
-        description="Faust's processing guarantee (exactly_once: Kafka transactions for Faust's "
-        "own writes, table rows and offsets; the outputs are delivered at least once either way)",
+        description="at_least_once: outputs never lost, some may come twice after a crash; "
+        "exactly_once: each output commits in the Kafka transaction of its source partition, "
+        "once for readers of committed records (slower)",
     )
     store: str = Field(
         default="memory://", description="Faust table store (tables recover from changelogs)"

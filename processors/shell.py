@@ -9,18 +9,24 @@ outputs (`flush_outputs_before_commit`).
 A batch belongs to the assignment it started under (`RebalanceFence`): one that a rebalance
 overtakes is dropped unacknowledged, at the stage's next wait for its outputs, before it writes
 rows for partitions that may be another worker's by then.
+
+Under exactly_once (`Transactions`) the stage runs one source partition at a time, so that its
+outputs go in that partition's transaction (`processors.transactional_output`), and a batch,
+from its first output to its last acknowledgement, runs between two commits (`CommitGate`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
 
-from processors.faust_workarounds import OffsetGuard
-from processors.stages.ports import Incoming, Rebalanced, Sink, Stage
+from processors.faust_workarounds import CommitGate, OffsetGuard
+from processors.stages.ports import Incoming, Rebalanced, Sink, Stage, by_source
 from streams.dlq import DeadLetter
 
 
@@ -85,6 +91,16 @@ class FencedSink:
         self._fence.check()
 
 
+@dataclass(frozen=True)
+class Transactions:
+    """Exactly once: where outputs say which partition they derive from, whether some wait to
+    be sent, and the gate that keeps commits between batches."""
+
+    source: Callable[[str, int], AbstractContextManager[None]]
+    pending: Callable[[], bool]
+    gate: CommitGate
+
+
 def run_stage(
     app: faust.App,
     topic: Any,
@@ -96,8 +112,18 @@ def run_stage(
     batch_size: int,
     within_s: float,
     on_batch: Callable[[], None] | None = None,
+    transactions: Transactions | None = None,
 ) -> None:
     """Registers the agent that runs `stage` over `topic`."""
+
+    async def handle(batch: list[Incoming]) -> list[object]:
+        if transactions is None:
+            return list(await stage.handle(batch))
+        done: list[object] = []
+        for partition, records in by_source(batch):
+            with transactions.source(records[0].topic, partition):
+                done += await stage.handle(records)
+        return done
 
     async def process(stream: faust.StreamT[bytes]) -> None:
         batches = cast(faust.Stream[bytes], stream).noack_take(batch_size, within_s)
@@ -111,14 +137,15 @@ def run_stage(
                     continue
                 if on_batch is not None:
                     on_batch()
-                done = await stage.handle([incoming(event) for event in ordered])
-                fence.check()
+                async with transactions.gate.batch() if transactions else nullcontext():
+                    done = await handle([incoming(event) for event in ordered])
+                    fence.check()
+                    for token in done:
+                        await stream.ack(token)  # type: ignore[arg-type]
             except Rebalanced:
                 # Unacknowledged: read again by whoever owns the partitions now. The guard
                 # counted the batch as processed: its positions start over from the commits.
                 guard.forget()
                 continue
-            for token in done:
-                await stream.ack(token)  # type: ignore[arg-type]
 
     app.agent(topic, name=f"processors.{name}")(process)

@@ -15,6 +15,7 @@ from processors.faust_workarounds import OffsetGuard, fetch_flags
 from processors.metrics import ProcessorMetrics
 from processors.records import EventTime, encode
 from processors.settings import ProcessorSettings
+from processors.shell import Transactions
 from processors.stages.concurrency import ConcurrencyStage
 from processors.stages.ingest import IngestStage
 from processors.stages.ports import Sink
@@ -32,7 +33,8 @@ REPEAT_MARK_S = 5.0
 class Watch:
     def __init__(self, app: faust.App, *, settings: ProcessorSettings, topology: Topology,
                  guard: OffsetGuard, ingest: IngestStage, concurrency: ConcurrencyStage,
-                 sink: Sink, metrics: ProcessorMetrics) -> None:  # fmt: skip
+                 sink: Sink, metrics: ProcessorMetrics,
+                 transactions: Transactions | None = None) -> None:  # fmt: skip
         self._app = app
         self._settings = settings
         self._topology = topology
@@ -42,8 +44,29 @@ class Watch:
         self._sink = sink
         self._metrics = metrics
         self._marks_sent: dict[int, tuple[Mark, float]] = {}
+        self._transactions = transactions
+        # Exactly once (`transactions`), edges reach the concurrency stage when their transaction
+        # commits, while a mark goes at once: a mark made from what ingest has processed could
+        # pass edges still to come, which would then count as late. So marks are made from what
+        # ingest had processed at the last commit.
+        self._progress = ingest.progress if transactions is None else {}
+        if transactions is not None:
+            transactions.gate.after_commit(self._committed)
         self._last_consumed = time.monotonic()
         self._stall_warned = 0.0
+
+    def _committed(self) -> None:
+        for partition, live in self._ingest.progress.items():
+            if live.latest_ms is not None and live.last_seen is not None:
+                committed = self._progress.setdefault(partition, SourceProgress())
+                committed.saw(live.latest_ms, live.last_seen)
+
+    def _all_committed(self, partition: int) -> bool:
+        """Whether the marks' progress is all ingest has processed (an idle mark lets the
+        concurrency stage release everything: nothing processed may still be uncommitted)."""
+        live = self._ingest.progress.get(partition)
+        committed = self._progress.get(partition)
+        return live is None or (committed is not None and committed.latest_ms == live.latest_ms)
 
     def consumed(self) -> None:
         """Data came in (event-time records do not count: they come when nothing else does)."""
@@ -78,10 +101,11 @@ class Watch:
             behind = await self._behind(tp)
             if behind is None:
                 continue
-            progress = self._ingest.progress.setdefault(tp.partition, SourceProgress())
+            progress = self._progress.setdefault(tp.partition, SourceProgress())
             mark = mark_to_send(progress, self._marks_sent.get(tp.partition), now,
                                 grace_ms=self._settings.grace_ms,
-                                idle_after_s=self._settings.idle_after_s, caught_up=behind <= 0,
+                                idle_after_s=self._settings.idle_after_s,
+                                caught_up=behind <= 0 and self._all_committed(tp.partition),
                                 repeat_s=REPEAT_MARK_S)  # fmt: skip
             if mark is None:
                 continue
@@ -113,15 +137,17 @@ class Watch:
         if (lagging or held) and quiet >= STALL_WARN_S and now - self._stall_warned >= STALL_WARN_S:
             self._stall_warned = now
             await self._warn_stalled(lagging, held, quiet)
-        idle = not any(lag.values()) and not held
+        pending = self._transactions is not None and self._transactions.pending()
+        idle = not any(lag.values()) and not held and not pending
         if (self._settings.idle_stop_s and quiet >= self._settings.idle_stop_s and idle
                 and await self._caught_up(sources)):  # fmt: skip
             os.kill(os.getpid(), signal.SIGTERM)  # the worker's own graceful stop and commit
 
     async def _caught_up(self, sources: set[str]) -> bool:
         """The lag above is from the consumer's copy of each partition's end, as old as its last
-        fetch; before the worker stops itself the broker is asked (no record left to read, no
-        transaction open)."""
+        fetch; before the worker stops itself the broker is asked. (Exactly once this matters:
+        outputs become readable only when their transaction commits, seconds after they were
+        sent.)"""
         for tp in list(self._app.consumer.assignment()):
             if tp.topic in sources and not await self._guard.caught_up(tp):
                 return False

@@ -29,10 +29,12 @@ from processors.faust_workarounds import (
     TAIL_WAIT_S,
     UPSTREAM_ADD_GAP,
     UPSTREAM_THREAD_COMMIT,
+    CommitGate,
     OffsetGuard,
     PartitionedTable,
     commit_nothing_when_all_revoked,
     committed_offsets,
+    complete_buffer_flush,
     flush_outputs_before_commit,
     ignore_gaps,
     is_coordinator_not_ready,
@@ -40,9 +42,12 @@ from processors.faust_workarounds import (
 from processors.harness import MemorySink
 from processors.metrics import ProcessorMetrics
 from processors.offset_probe import Readable
+from processors.output import OutputDeliveryError
 from processors.settings import ProcessorSettings
 from processors.shell import FencedSink, RebalanceFence
 from processors.stages.ports import Rebalanced
+from processors.transactional_output import TransactionalOutput
+from streams.dlq import DeadLetter
 from streams.settings import KafkaSettings
 
 TOPIC = TP("job-events", 0)
@@ -189,6 +194,61 @@ def test_outputs_are_flushed_before_either_kind_of_commit() -> None:
     # Exactly once, Faust's own buffer too: table rows wait there, and must be in the
     # transaction that commits the offsets saying they are done.
     assert calls == ["our flush", "faust flush"] * 2 + ["commit transactions"]
+
+
+@dataclass
+class SlowChannel:
+    """Stands in for a changelog topic whose sends take `send_s` (a busy loop, a full batch)."""
+
+    sent: list[int]
+    send_s: float = 0.25
+
+    async def publish_message(self, message: Any, wait: bool = False) -> None:
+        await asyncio.sleep(self.send_s)
+        self.sent.append(message.number)
+
+
+@dataclass
+class BufferedRow:
+    number: int
+    channel: SlowChannel
+
+    @property
+    def message(self) -> BufferedRow:  # Faust's FutureMessage: `.message.channel`
+        return self
+
+
+def flushed_from_buffer(complete: bool) -> tuple[list[int], int]:
+    """Three rows put in Faust's running producer buffer, then `flush`: which were sent when it
+    returned, and how many it left queued."""
+    sent: list[int] = []
+
+    async def run() -> int:
+        # Built in the running loop: a mode service's tasks run on the loop it was made in.
+        app = faust.App("buffer-test", broker="kafka://127.0.0.1:1")
+        buffer: Any = app.producer.buffer
+        if complete:
+            complete_buffer_flush(app)
+        await buffer.start()
+        for number in range(3):
+            buffer.put(BufferedRow(number, SlowChannel(sent)))
+        await buffer.flush()
+        left = int(buffer.size)
+        buffer.pending = asyncio.Queue()  # what is left is not this test's to send
+        await buffer.stop()
+        return left
+
+    left = asyncio.run(run())
+    return sent, left
+
+
+def test_a_buffer_flush_waits_for_every_row() -> None:
+    """Faust's buffer flush gives up once no message left for 0.1 s: rows still queued (and the
+    one being sent) would miss the transaction that commits their records."""
+    sent, left = flushed_from_buffer(complete=False)
+    assert len(sent) < 3 and left > 0  # upstream: returned early
+    sent, left = flushed_from_buffer(complete=True)
+    assert sorted(sent) == [0, 1, 2] and left == 0
 
 
 def test_a_partitioned_table_writes_the_row_for_the_partition_named() -> None:
@@ -407,11 +467,95 @@ def test_a_tail_of_transaction_markers_is_caught_up() -> None:
     assert asyncio.run(guard.next_offset(TOPIC)) == 8
 
 
+def test_a_commit_waits_for_the_batches_in_flight_and_holds_new_ones_back() -> None:
+    """Exactly once, a transaction committed while a batch is half done would commit that
+    batch's outputs with the offsets from before it (read again after a crash: sent twice)."""
+    gate = CommitGate()
+    order: list[str] = []
+
+    async def batch(name: str, steps: int) -> None:
+        async with gate.batch():
+            order.append(f"{name} starts")
+            for _ in range(steps):
+                await asyncio.sleep(0)
+            order.append(f"{name} acks")
+
+    async def commit() -> None:
+        async with gate.commit():
+            order.append("commit")
+            await asyncio.sleep(0)
+
+    async def scenario() -> None:
+        first = asyncio.create_task(batch("a", 5))
+        await asyncio.sleep(0)  # a is in flight
+        committing = asyncio.create_task(commit())
+        await asyncio.sleep(0)  # the commit waits for a
+        second = asyncio.create_task(batch("b", 1))
+        await asyncio.gather(first, committing, second)
+
+    asyncio.run(scenario())
+    assert order == ["a starts", "a acks", "commit", "b starts", "b acks"]
+
+
+class StandInTransactions:
+    """Faust's producer under exactly_once: a send names its transaction, which must be open."""
+
+    def __init__(self) -> None:
+        self._transaction_producers = {"app-0-5": object(), "app-0-1": object()}
+        self.sent: list[tuple[str, str, int | None]] = []
+        self.fail = False
+
+    async def send(self, topic: str, key: bytes | None, value: bytes | None,
+                   partition: int | None, timestamp: float | None, headers: Any, *,
+                   transactional_id: str) -> asyncio.Future[None]:  # fmt: skip
+        if self.fail:
+            raise RuntimeError("broker gone")
+        self.sent.append((transactional_id, topic, partition))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+def test_exactly_once_an_output_goes_in_its_source_partitions_transaction() -> None:
+    """Faust would pick the transaction of the destination partition; an output must commit
+    with the offsets of the records it derives from. Outside a batch (timers) the librdkafka
+    output takes it. An output of a transaction this worker no longer has (revoked) is dropped;
+    a failure fails every later flush, so no transaction commits after it."""
+    transactions = StandInTransactions()
+    assignor = type("Assignor", (), {"group_for_topic": lambda self, topic: 0})()
+    conf = type("Conf", (), {"id": "app"})()
+    app: Any = type("App", (), {"producer": transactions, "assignor": assignor, "conf": conf})()
+    outside = MemorySink()
+    output = TransactionalOutput(app, outside, max_message_bytes=1_000_000)
+    with output.source("job-events", 5):
+        output.send("sightings", None, b"s", partition=0)
+        output.send_dead_letter("dlq", DeadLetter("invalid", "bad", "job-events", 5, 9, None, b"x"))
+    with output.source("job-events", 7):  # revoked meanwhile: its transaction is gone
+        output.send("sightings", None, b"r", partition=2)
+    output.send("edges", None, b"mark", partition=2)  # a timer's: no source
+    assert transactions.sent == []  # buffered until the stage waits or Faust commits
+    asyncio.run(output.delivered())
+    assert transactions.sent == [("app-0-5", "sightings", 0), ("app-0-5", "dlq", None)]
+    assert outside.logs["edges", 2] == [(None, b"mark")] and outside.flushes == 1
+    with output.source("job-events", 1):
+        output.send("sightings", None, b"t", partition=1)
+    output.discard()  # revoked: read again by the next owner
+    asyncio.run(output.delivered())
+    assert len(transactions.sent) == 2
+    transactions.fail = True
+    with output.source("job-events", 1):
+        output.send("sightings", None, b"u", partition=1)
+    for _ in range(2):
+        with pytest.raises(OutputDeliveryError):
+            asyncio.run(output.delivered())
+
+
 def test_building_the_app_leaves_faust_to_decide_on_transactions_in_the_worker() -> None:
     """Faust decides once, on first use, whether the app runs in transactions: only inside a
     worker (`in_worker`, set as the worker starts). Touching the app's consumer while the app
-    is built makes that decision too early, and exactly_once silently runs without
-    transactions: the app's wiring must leave the consumer alone."""
+    is built made that decision too early, and exactly_once silently ran without transactions
+    (every transactional output was dropped: no transaction was open). Hence the commit gate's
+    process-wide wrapper rather than a wrapper on the consumer."""
     settings = ProcessorSettings(processing_guarantee="exactly_once")
     app = create_app(settings, KafkaSettings(), ProcessorMetrics.create(CollectorRegistry()))
     assert "in_transaction" not in app.__dict__  # not decided yet
