@@ -447,6 +447,8 @@ def has_transaction(app: faust.App, transactional_id: str) -> bool:
     """Whether Faust's producer has the transaction open (the worker owns its partition)."""
     producer: Any = app.producer
     return transactional_id in producer._transaction_producers
+
+
 def complete_buffer_flush(app: faust.App) -> None:
     """Makes the producer buffer's `flush` send every queued message and wait for the ones its
     background task is sending (call before the app starts: the task reads `_send_pending` once)."""

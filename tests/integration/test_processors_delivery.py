@@ -130,18 +130,8 @@ def outage_mid_stream(
             first.wait()
 
 
-# A known bug, open in issue 13: under exactly_once, after the kill -9 some attempt outcomes
-# (a few in 3,867) come out without their start time: the row that held it was not there after
-# the restart. Still run, and reported (XPASS when a run happens to be right).
-EXACTLY_ONCE_ROWS_BUG = pytest.mark.xfail(
-    reason="exactly_once: a table row can be missing after a kill -9 (issue 13)", strict=False
-)
-
-
 @pytest.mark.timeout(900)
-@pytest.mark.parametrize(
-    "guarantee", ["at_least_once", pytest.param("exactly_once", marks=EXACTLY_ONCE_ROWS_BUG)]
-)
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_a_broker_outage_past_the_delivery_timeout_loses_no_output(
     own_broker: Broker, tmp_path: Path, guarantee: str
 ) -> None:
