@@ -22,6 +22,7 @@ from processors.faust_workarounds import (
     complete_buffer_flush,
     flush_outputs_before_commit,
     ignore_gaps,
+    recover_to_the_stable_end,
 )
 from processors.metrics import ProcessorMetrics
 from processors.offset_probe import OffsetProbe
@@ -56,6 +57,7 @@ def create_app(
     complete_buffer_flush(app)
     ignore_gaps()
     commit_nothing_when_all_revoked()
+    recover_to_the_stable_end()
     exactly_once = settings.processing_guarantee == "exactly_once"
 
     def sent(topic: str) -> None:

@@ -54,6 +54,12 @@ issue. Nothing else in processors/ touches a Faust internal.
    kill -9 then aborts the row while its record stays committed, and the restarted worker lacks
    the row (an outcome without its start). faust-streaming/faust#273 (flush before commit) made
    the commit call `flush`; this makes `flush` mean it.
+9. `recover_to_the_stable_end`: under exactly_once Faust's recovery takes each changelog's end
+   from aiokafka's `last_stable_offset`, a value cached from fetch responses: None before the
+   first fetch, which at a worker's start is always. Recovery then reads the changelog as empty
+   (highwater -1, every table empty) and the worker carries on from committed offsets with no
+   state: outcomes without their start times, vectorize requests repeated. The end is asked of
+   the broker instead (`end_offsets`, the last stable offset under read_committed).
 """
 
 from __future__ import annotations
@@ -84,6 +90,7 @@ log = logging.getLogger(__name__)
 # Kept: the tests show what Faust does without the workarounds.
 UPSTREAM_ADD_GAP = faust_consumer.Consumer._add_gap
 UPSTREAM_THREAD_COMMIT = AIOKafkaConsumerThread._commit
+UPSTREAM_HIGHWATERS = AIOKafkaConsumerThread._highwaters
 
 
 def ignore_gaps() -> None:
@@ -105,6 +112,17 @@ def commit_nothing_when_all_revoked() -> None:
         return bool(await UPSTREAM_THREAD_COMMIT(self, offsets))
 
     AIOKafkaConsumerThread._commit = commit  # type: ignore[method-assign]
+
+
+def recover_to_the_stable_end() -> None:
+    """Makes the consumer thread's `highwaters` (recovery's changelog ends) ask the broker under
+    exactly_once too (process-wide, like `ignore_gaps`). aiokafka's `end_offsets` answers the last
+    stable offset for a read_committed consumer, the end Faust meant."""
+
+    async def highwaters(self: Any, partitions: list[Any]) -> Any:
+        return await self._ensure_consumer().end_offsets(partitions)
+
+    AIOKafkaConsumerThread._highwaters = highwaters  # type: ignore[method-assign]
 
 
 # Answers that mean the group's coordinator is moving or loading (after a broker restart or

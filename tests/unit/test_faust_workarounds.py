@@ -28,6 +28,7 @@ from processors.faust_workarounds import (
     MARKER_WAIT_S,
     TAIL_WAIT_S,
     UPSTREAM_ADD_GAP,
+    UPSTREAM_HIGHWATERS,
     UPSTREAM_THREAD_COMMIT,
     CommitGate,
     OffsetGuard,
@@ -38,6 +39,7 @@ from processors.faust_workarounds import (
     flush_outputs_before_commit,
     ignore_gaps,
     is_coordinator_not_ready,
+    recover_to_the_stable_end,
 )
 from processors.harness import MemorySink
 from processors.metrics import ProcessorMetrics
@@ -338,6 +340,39 @@ def test_a_commit_whose_partitions_were_all_revoked_does_nothing(
     thread, aiokafka, crashes = consumer_thread(assigned={TOPIC})  # still assigned: committed
     assert asyncio.run(AIOKafkaConsumerThread._commit(thread, {TOPIC: 5})) is True
     assert crashes == [] and len(aiokafka.committed) == 1
+
+
+class FreshAiokafka:
+    """aiokafka's consumer right after a worker starts: nothing fetched yet, so nothing cached;
+    the broker knows the changelog's last stable offset."""
+
+    def last_stable_offset(self, tp: TP) -> int | None:
+        return None  # "not available until some messages are consumed"
+
+    async def end_offsets(self, partitions: list[TP]) -> dict[TP, int]:
+        return {tp: 247 for tp in partitions}
+
+
+def recovery_highwaters(highwaters: Any) -> Any:
+    thread: Any = object.__new__(AIOKafkaConsumerThread)
+    thread.consumer = type("Consumer", (), {"in_transaction": True})()
+    aiokafka = FreshAiokafka()
+    thread._ensure_consumer = lambda: aiokafka
+    return asyncio.run(highwaters(thread, [TOPIC]))
+
+
+def test_recovery_under_exactly_once_reads_the_changelog_to_its_stable_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Faust's recovery asks the consumer thread for each changelog's end. Under exactly_once it
+    answers aiokafka's cached last stable offset, None before the first fetch: recovery takes the
+    changelog for empty (highwater -1) and the worker starts with empty tables. (Seen in the
+    delivery test's restarts: a restarted worker logged -1 for every changelog partition and sent
+    outcomes without their start times.)"""
+    assert recovery_highwaters(UPSTREAM_HIGHWATERS) == {TOPIC: None}
+    monkeypatch.setattr(AIOKafkaConsumerThread, "_highwaters", UPSTREAM_HIGHWATERS)
+    recover_to_the_stable_end()
+    assert recovery_highwaters(AIOKafkaConsumerThread._highwaters) == {TOPIC: 247}
 
 
 @dataclass
