@@ -23,6 +23,7 @@ from processors.faust_workarounds import (
     flush_outputs_before_commit,
     ignore_gaps,
     recover_to_the_stable_end,
+    start_over_from_the_commits,
 )
 from processors.metrics import ProcessorMetrics
 from processors.offset_probe import OffsetProbe
@@ -81,7 +82,7 @@ def create_app(
                         probe=probe)  # fmt: skip
     # At least once, rows go out with the outputs (faust_workarounds 5.); exactly once, Faust's way.
     direct = None if exactly_once else plain
-    latest, prints, keys, halves, seen = (
+    tables = latest, prints, keys, halves, seen = tuple(
         PartitionedTable.add_to(app, name, topology.partitions, direct) for name in TABLES
     )
     fence = RebalanceFence.of(app)
@@ -121,6 +122,12 @@ def create_app(
             stage.forget()
         if transactional is not None:
             transactional.discard()
+
+    if exactly_once:
+
+        @app.on_partitions_revoked.connect
+        async def start_over(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            await start_over_from_the_commits(app, tables)
 
     @app.task  # type: ignore[untyped-decorator]
     async def announce_model() -> None:

@@ -1,5 +1,7 @@
 """Two workers at once share the partitions: 1 -> 2 -> 1 workers while events keep coming, and
-the outcomes and requests equal the recomputation (at least once: a copy is the same value)."""
+the outcomes and requests equal the recomputation, under either guarantee (at least once: a copy
+is the same value; exactly once: each comes once, though every rebalance aborts the transactions
+open and the tables are rebuilt from the changelogs)."""
 
 from __future__ import annotations
 
@@ -45,10 +47,12 @@ def wait_for(condition: object, what: str, data_dir: Path, timeout_s: float = 18
 
 
 @pytest.mark.timeout(600)
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_one_then_two_then_one_worker_under_load(
-    processors_kafka: KafkaSettings, tmp_path: Path
+    processors_kafka: KafkaSettings, tmp_path: Path, guarantee: str
 ) -> None:
     kafka = processors_kafka
+    env = {"JOBTRAIL_PROCESSORS_PROCESSING_GUARANTEE": guarantee}
     catalog = catalog_of(kafka)
     source = catalog.job_events.name
     events = list(Workload(WorkloadConfig(jobs=None, events=24_000), seed=21).events())
@@ -60,11 +64,12 @@ def test_one_then_two_then_one_worker_under_load(
     dir_a, dir_b = tmp_path / "a", tmp_path / "b"
     dir_a.mkdir()
     dir_b.mkdir()
-    a = worker(kafka, dir_a, idle_stop_s=8, metrics_port=port_a)
+    a = worker(kafka, dir_a, idle_stop_s=8, metrics_port=port_a, extra_env=env)
     b = None
     try:
         wait_for(lambda: consumed(port_a, source) >= 3_000, "worker a never got going", dir_a)
-        b = worker(kafka, dir_b, metrics_port=port_b)  # joins: the partitions are shared
+        # b joins: the partitions are shared
+        b = worker(kafka, dir_b, metrics_port=port_b, extra_env=env)
         # The second half goes out in slices while both run, and b leaves mid-way: the load is
         # on when b takes its share and when a takes it back.
         with JobEventProducer(kafka) as producer:
@@ -84,7 +89,7 @@ def test_one_then_two_then_one_worker_under_load(
                 process.kill()
                 process.wait()
 
-    streamed, _ = delivered_outcomes(kafka)
+    streamed, total = delivered_outcomes(kafka)
     assert streamed == recompute(events)
 
     requested = Counter(
@@ -96,3 +101,8 @@ def test_one_then_two_then_one_worker_under_load(
     }
     assert set(requested) == errors
     assert records(kafka, catalog.job_events_dlq.name) == []
+    print(f"{guarantee}: {total} outcomes for {len(streamed)} attempts; "
+          f"{sum(requested.values())} requests for {len(errors)} errors")  # fmt: skip
+    if guarantee == "exactly_once":
+        assert total == len(streamed), f"{total - len(streamed)} outcomes came twice"
+        assert max(requested.values()) == 1, "a vectorize request came twice"
