@@ -510,7 +510,9 @@ def complete_buffer_flush(app: faust.App) -> None:
 
 async def start_over_from_the_commits(app: faust.App, tables: Sequence[faust.Table]) -> None:  # type: ignore[type-arg]
     """Aborts the app's open transactions and empties `tables`, whose changelogs recovery then
-    reads again from their start (see 10. above)."""
+    reads again from their start (see 10. above). The tables are in Faust's memory store (the
+    processors' default, and the only store installed): it keeps no offsets of its own, so
+    recovery starts from each changelog's beginning once the partition's offset is dropped."""
     producer: Any = app.producer
     for transactional_id in list(producer._transaction_producers):
         await producer.abort_transaction(transactional_id)
@@ -519,7 +521,7 @@ async def start_over_from_the_commits(app: faust.App, tables: Sequence[faust.Tab
     for table in tables:
         store: Any = table.data
         store.data.clear()
-        getattr(store, "_key_partition", {}).clear()
+        store._key_partition.clear()
         changelog = table.changelog_topic.get_topic_name()
         for tp in [tp for tp in recovery.active_offsets if tp.topic == changelog]:
             recovery.revoke(tp)  # read from the start at the next recovery

@@ -4,9 +4,10 @@ or after an offset.
 Offsets are not all records. A transaction's commit or abort marker takes an offset, and under
 `read_committed` an aborted transaction's records are skipped too, so two records handed out one
 after the other can be several offsets apart with nothing lost between them. A job system may
-write job-events in transactions, and under exactly_once Faust writes its tables' changelogs in
-them. The offset guard (`processors.faust_workarounds.OffsetGuard`) must tell such a gap from
-records Faust dropped, which are readable and must be read again: it asks here.
+write job-events in transactions, and under exactly_once the processors write their internal
+topics, outputs and tables' changelogs in them. The offset guard
+(`processors.faust_workarounds.OffsetGuard`) must tell such a gap from records Faust dropped,
+which are readable and must be read again: it asks here.
 
 One librdkafka consumer, no group, assigned to the partition in question for each question;
 questions are rare (a gap, a short tail the fetcher read past, a worker about to stop itself), so

@@ -119,6 +119,12 @@ def delivered_outcomes(kafka: KafkaSettings) -> tuple[dict[tuple[str, int], Atte
     return {key: next(iter(same)) for key, same in copies.items()}, len(values)
 
 
+def assert_each_once(total: int, attempts: int, requested: Counter[str]) -> None:
+    """Exactly once: no outcome record beyond one per attempt, no vectorize request twice."""
+    assert total == attempts, f"{total - attempts} outcomes came twice"
+    assert max(requested.values()) == 1, "a vectorize request came twice"
+
+
 def log_events(kafka: KafkaSettings) -> list[JobEvent]:
     """Every decodable, valid event of the job-events log, each partition in offset order."""
     codec = SingleObjectCodec()

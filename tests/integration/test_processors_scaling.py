@@ -20,6 +20,7 @@ from streams.producer import JobEventProducer
 from streams.settings import KafkaSettings
 from tests.conftest import catalog_of
 from tests.integration.test_processors import (
+    assert_each_once,
     delivered_outcomes,
     free_port,
     log_tail,
@@ -104,5 +105,4 @@ def test_one_then_two_then_one_worker_under_load(
     print(f"{guarantee}: {total} outcomes for {len(streamed)} attempts; "
           f"{sum(requested.values())} requests for {len(errors)} errors")  # fmt: skip
     if guarantee == "exactly_once":
-        assert total == len(streamed), f"{total - len(streamed)} outcomes came twice"
-        assert max(requested.values()) == 1, "a vectorize request came twice"
+        assert_each_once(total, len(streamed), requested)
